@@ -1,0 +1,52 @@
+"""cnnlab: describe a CNN, understand it before training, train it, and see what it learned.
+
+>>> import cnnlab
+>>> a = cnnlab.analyze({"input": [1, 28, 28], "layers": [{"conv": {"filters": 8, "kernel": 3, "padding": 1}},
+...                                                       "flatten", {"output": 10}]})
+>>> a.total_params
+62810
+
+``import cnnlab`` is cheap: names are imported on first use, and the analysis never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported lazily so that `import cnnlab` stays torch-free)
+_EXPORTS = {
+    "load_spec": "cnnlab.spec",
+    "Spec": "cnnlab.spec",
+    "analyze": "cnnlab.analysis",
+    "Analysis": "cnnlab.analysis",
+    "build": "cnnlab.model",
+    "summary": "cnnlab.model",
+    "list_models": "cnnlab.zoo",
+    "load_data": "cnnlab.data",
+    "train": "cnnlab.train",
+    "TrainConfig": "cnnlab.train",
+    "load_run": "cnnlab.train",
+    "evaluate": "cnnlab.evaluate",
+    "predict": "cnnlab.predict",
+    "export": "cnnlab.export",
+    "report": "cnnlab.report",
+    "CnnlabError": "cnnlab.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,69 @@
+"""The ``cnnlab`` command: a thin shell over library functions.
+
+Each command group lives in its own module (``cli/analysis_cmds.py``, ``cli/data_cmds.py``,
+``cli/train_cmds.py``, ``cli/show_cmds.py``), which exposes ``register(subparsers)`` and sets
+``func`` on its parsers. Registration must not import torch: ``cnnlab summary`` stays fast.
+
+Run ``cnnlab --help`` or ``python -m cnnlab --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from cnnlab.errors import CnnlabError
+
+COMMAND_MODULES = ("analysis_cmds", "data_cmds", "train_cmds", "show_cmds")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnnlab",
+        description="Describe, understand, train and inspect convolutional neural networks.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"cnnlab {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"cnnlab.cli.{name}")
+        except ModuleNotFoundError as exc:  # a command group not written yet
+            if exc.name != f"cnnlab.cli.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CnnlabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cnnlab")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
