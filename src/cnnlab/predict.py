@@ -1,0 +1,204 @@
+"""Predict the classes of new images with a trained run: files, folders or glob patterns.
+
+Each image goes through exactly the run's preprocessing (``cnnlab.data.load_image`` with the
+run's input shape and resize mode, then ``(x/255 - mean)/std`` with the training statistics),
+in batches, under ``torch.inference_mode``. A file that is not an image, cannot be read or does
+not exist gets a per-file error; every other file still gets its prediction.
+
+CLI: ``cnnlab predict runs/lenet digit.png photos/ 'more/*.jpg' --top-k 3 --format json``.
+
+>>> from cnnlab.train import load_run            # doctest: +SKIP
+>>> for p in predict(load_run("runs/lenet"), ["digit.png", "notes.txt"]):   # doctest: +SKIP
+...     print(p.source, p.label, p.error)
+digit.png 7 None
+notes.txt None cannot read notes.txt as an image: ...
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.errors import CnnlabError, DataError, did_you_mean
+from cnnlab.use_common import RunLike, model_device, preprocess_batch
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass
+class Prediction:
+    """The outcome for one input: the ``top`` classes with probabilities, or an ``error``."""
+
+    source: str
+    top: list[tuple[str, float]] = field(default_factory=list)  # (class, probability), best first
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def label(self) -> str | None:
+        """The most probable class (``None`` for an input that failed)."""
+        return self.top[0][0] if self.top else None
+
+    @property
+    def probability(self) -> float | None:
+        return self.top[0][1] if self.top else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "label": self.label,
+            "probability": self.probability,
+            "top": [{"class": c, "probability": p} for c, p in self.top],
+            "error": self.error,
+        }
+
+
+def predict(
+    run: RunLike,
+    inputs: Iterable[str | os.PathLike[str]],
+    *,
+    top_k: int = 3,
+    batch_size: int = 64,
+) -> list[Prediction]:
+    """Predict every image named by ``inputs`` (files, folders searched recursively, globs).
+
+    Returns one :class:`Prediction` per file, in input order (folders and globs sorted), plus one
+    error entry per input that matched nothing. ``top_k`` is clipped to the number of classes.
+    """
+    if top_k < 1:
+        raise CnnlabError(f"--top-k must be at least 1; received {top_k}")
+    if batch_size < 1:
+        raise CnnlabError(f"--batch-size must be at least 1; received {batch_size}")
+    entries = expand_inputs(inputs)
+    results = [Prediction(source=src, error=err) for src, err in entries]
+    pending = [i for i, (_, err) in enumerate(entries) if err is None]
+    for start in range(0, len(pending), batch_size):
+        _predict_chunk(run, results, pending[start : start + batch_size], top_k)
+    return results
+
+
+def _predict_chunk(run: RunLike, results: list[Prediction], idxs: list[int], top_k: int) -> None:
+    """Load, preprocess and classify one batch of files, recording per-file errors in place."""
+    from cnnlab.data import load_image
+
+    images: list[np.ndarray] = []
+    loaded: list[int] = []
+    for i in idxs:
+        try:
+            images.append(load_image(results[i].source, tuple(run.input_shape), resize=run.resize))
+            loaded.append(i)
+        except DataError as exc:
+            results[i].error = str(exc)
+        except (OSError, ValueError) as exc:  # defensive: load_image should wrap these
+            results[i].error = f"cannot read {results[i].source}: {exc}"
+    if not images:
+        return
+    probs = classify(run, np.stack(images))  # (B, K)
+    classes = [str(c) for c in run.classes]
+    k = min(top_k, len(classes))
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # (B, k) best first
+    for row, i in enumerate(loaded):
+        results[i].top = [(classes[c], float(probs[row, c])) for c in order[row]]
+
+
+def classify(run: RunLike, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Softmax probabilities float32 ``(N, K)`` for uint8 images ``(N, C, H, W)``.
+
+    The model's train/eval mode is restored afterwards.
+    """
+    import torch
+
+    expected = tuple(int(d) for d in run.input_shape)
+    if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+        raise DataError(f"images of shape {tuple(images.shape)} do not match the run's input (N, {expected})")
+    model = run.model
+    device = model_device(model)
+    was_training = model.training
+    model.eval()
+    out: list[np.ndarray] = []
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                x = preprocess_batch(run, images[start : start + batch_size], device)  # (B, C, H, W)
+                logits = model(x).float()  # (B, K)
+                out.append(torch.softmax(logits, dim=1).cpu().numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, len(run.classes)), np.float32)
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[str, str | None]]:
+    """Turn files, folders and globs into ``(path, error)`` pairs, duplicates removed.
+
+    An explicitly named file is kept whatever its extension (reading it decides); folders and
+    globs contribute only files with an image extension. An input that matches nothing yields
+    one entry with an error that says why.
+    """
+    out: list[tuple[str, str | None]] = []
+    seen: set[str] = set()
+
+    def add(path: str, error: str | None = None) -> None:
+        if path not in seen:
+            seen.add(path)
+            out.append((path, error))
+
+    for raw in inputs:
+        text = os.fspath(raw)
+        path = Path(text)
+        if path.is_dir():
+            files = _images_under(path)
+            if not files:
+                add(text, f"no image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...) in folder {text}")
+            for f in files:
+                add(f)
+        elif path.is_file():
+            add(text)
+        elif _GLOB_CHARS & set(text):
+            matches = _glob_images(text)
+            if not matches:
+                add(text, f"no image files match the pattern {text!r}")
+            for f in matches:
+                add(f)
+        else:
+            add(text, _missing_message(path))
+    return out
+
+
+def _images_under(folder: Path) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+                found.append(str(Path(root) / name))
+    return found
+
+
+def _glob_images(pattern: str) -> list[str]:
+    out: list[str] = []
+    for match in sorted(glob.glob(pattern, recursive=True)):
+        p = Path(match)
+        if p.is_dir():
+            out.extend(_images_under(p))
+        elif p.is_file() and p.name.lower().endswith(IMAGE_EXTENSIONS):
+            out.append(match)
+    return out
+
+
+def _missing_message(path: Path) -> str:
+    parent = path.parent if str(path.parent) else Path(".")
+    siblings: Sequence[str] = []
+    if parent.is_dir():
+        siblings = [p.name for p in parent.iterdir()]
+    hint = did_you_mean(path.name, siblings)
+    return f"no such file or folder: {path}{hint}"
