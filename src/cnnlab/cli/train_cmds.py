@@ -1,0 +1,152 @@
+"""``cnnlab train`` and ``cnnlab demo``: thin shells over ``cnnlab.train.train`` and ``cnnlab.demo.run_demo``.
+
+    cnnlab train lenet5 --data mnist --epochs 10 --out runs/lenet
+    cnnlab train runs/lenet --resume
+    cnnlab train my.yaml --data ./cats_vs_dogs --config recipe.yaml --lr 0.001 --dry-run
+    cnnlab demo
+
+Registration imports no torch: handlers import the library when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Any
+
+from cnnlab.train.config import Device, Optimizer, Precision, Schedule, TrainConfig
+
+# option -> help text; the default shown is TrainConfig's (flags default to "not given")
+_HELP = {
+    "epochs": "passes over the training split",
+    "batch_size": "images per step (per process under DDP)",
+    "optimizer": "adamw, or sgd (with Nesterov momentum)",
+    "lr": "peak learning rate (None: 0.003 for adamw, 0.05 for sgd)",
+    "momentum": "SGD momentum",
+    "weight_decay": "weight decay on weights, not on biases/norms (None: 0.01 adamw, 5e-4 sgd)",
+    "schedule": "learning-rate schedule",
+    "warmup": "fraction of the steps spent warming up",
+    "label_smoothing": "label smoothing of the cross-entropy loss",
+    "augment": "random shifts (and flips for colour images) during training",
+    "translate": "largest random shift in pixels (None: about 1/12 of the image height)",
+    "hflip": "random horizontal flips (None: on for colour images)",
+    "val_split": "fraction of the training images held out for validation (when the data has no val split)",
+    "resize": "how images of another size are fitted: crop, pad or stretch",
+    "seed": "random seed: same seed, data and device give the same result",
+    "device": "auto picks cuda, then mps, then cpu",
+    "precision": "fp32, or mixed precision bf16 / fp16 (fp16: GPU only, with loss scaling)",
+    "channels_last": "channels-last memory format (faster convolutions on GPUs and some CPUs)",
+    "compile": "torch.compile the model (slow start, faster steps)",
+    "sync_bn": "synchronise BatchNorm statistics across processes (DDP)",
+    "patience": "early stopping: stop after this many epochs without a better val accuracy",
+    "threads": "CPU threads (None: one per core)",
+    "eval_batch_size": "images per validation batch",
+    "checkpoint_minutes": "save a resumable checkpoint at least this often inside long epochs",
+    "checkpoint_steps": "also save one every N steps (0: off)",
+    "max_steps_per_epoch": "cut each epoch to at most N steps (smoke tests)",
+}
+_CHOICES: dict[str, list[str]] = {
+    "optimizer": [m.value for m in Optimizer], "schedule": [m.value for m in Schedule],
+    "device": [m.value for m in Device], "precision": [m.value for m in Precision],
+    "resize": ["crop", "pad", "stretch"],
+}
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except where the help already says it or there is none (None/False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default:" in text or action.default in (None, False):
+            return text
+        return super()._get_help_string(action)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a network on images; writes a run folder",
+                       description="Train SPEC (a spec file or bundled name) on --data, or continue a run "
+                                   "folder with --resume. Options come from --config, overridden by flags.",
+                       formatter_class=_Formatter)
+    p.add_argument("spec", metavar="SPEC_OR_RUN", help="spec file / bundled name, or a run folder with --resume")
+    p.add_argument("--data", help="folder, IDX/CIFAR files, CSV, mnist, fashion-mnist, cifar10, sample")
+    p.add_argument("--out", help="run folder (default: runs/<spec name>, numbered when taken)")
+    p.add_argument("--config", help="YAML file of training options; flags override it")
+    p.add_argument("--resume", action="store_true", help="continue the run folder SPEC_OR_RUN where it stopped")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved options and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
+    p.add_argument("--devices", type=int, default=1, help="train on N local processes (torchrun)")
+    p.add_argument("--lang", help="message language: en or pt (default: from CNNLAB_LANG / LANG)")
+    add_config_flags(p)
+    p.set_defaults(func=_train)
+
+    d = sub.add_parser("demo", help="the whole path on the bundled MNIST sample, offline (~1 minute)",
+                       formatter_class=_Formatter)
+    d.add_argument("--out", default=None, help="run folder (default: runs/demo, numbered when taken)")
+    d.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo recipe's)")
+    d.add_argument("--quiet", action="store_true", help="no progress bars (the summary and results still print)")
+    d.add_argument("--lang", help="message language: en or pt")
+    d.set_defaults(func=_demo)
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field; unset flags do not override --config (help shows the default)."""
+    group = p.add_argument_group("training options")
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        shown = default.value if hasattr(default, "value") else default
+        help_text = f"{_HELP.get(f.name, f.name)} (default: {shown})"
+        kind = str(f.type)
+        if kind.startswith("bool"):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
+            continue
+        conv: Any = int if kind.startswith("int") else float if kind.startswith("float") else str
+        group.add_argument(flag, type=conv, default=argparse.SUPPRESS, choices=_CHOICES.get(f.name),
+                           metavar=None if f.name in _CHOICES else f.name.upper(), help=help_text)
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+
+
+def _train(args: argparse.Namespace) -> int:
+    if args.devices > 1:
+        from cnnlab.distributed import launch
+
+        return launch(sys.argv[1:], args.devices)
+    config = TrainConfig.from_yaml(args.config) if args.config else None
+    overrides = config_overrides(args)
+    if args.dry_run:
+        return _dry_run(args, config, overrides)
+    from cnnlab.train import train
+
+    train(args.spec, args.data, config, out=args.out, resume=args.resume, quiet=args.quiet,
+          lang=args.lang, report=not args.no_report, **overrides)
+    return 0
+
+
+def _dry_run(args: argparse.Namespace, config: TrainConfig | None, overrides: dict[str, Any]) -> int:
+    from cnnlab.spec import load_spec
+
+    if args.resume:
+        from pathlib import Path
+
+        resolved = TrainConfig.from_yaml(Path(args.spec) / "config.yaml").replace(**overrides)
+        print(f"# resume {args.spec}")
+        print(resolved.to_yaml(), end="")
+        return 0
+    spec = load_spec(args.spec)
+    resolved = (config or TrainConfig()).replace(**overrides).resolve(tuple(spec.input))  # type: ignore[arg-type]
+    print(f"# {spec.name}, input {tuple(spec.input)}, data {args.data}")
+    print(resolved.to_yaml(), end="")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from cnnlab.demo import run_demo
+
+    run_demo(out=args.out, epochs=args.epochs, quiet=args.quiet, lang=args.lang)
+    return 0

@@ -1,0 +1,41 @@
+"""Training: ``train()`` writes a run folder, ``load_run()`` reads it back (docs/dev/CONTRACTS.md).
+
+Names are imported on first use, so ``cnnlab.train.config`` (no torch) stays cheap for the CLI.
+
+>>> from cnnlab.train import TrainConfig
+>>> TrainConfig(epochs=2).epochs
+2
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "train": "cnnlab.train.api",
+    "TrainingInterrupted": "cnnlab.train.api",
+    "TrainConfig": "cnnlab.train.config",
+    "Device": "cnnlab.train.config",
+    "Optimizer": "cnnlab.train.config",
+    "Precision": "cnnlab.train.config",
+    "Schedule": "cnnlab.train.config",
+    "Run": "cnnlab.train.run",
+    "RunDir": "cnnlab.train.run",
+    "load_run": "cnnlab.train.run",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cnnlab.train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

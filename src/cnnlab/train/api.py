@@ -1,0 +1,175 @@
+"""``train()``: the Python entry point that ``cnnlab train`` wraps.
+
+>>> import cnnlab
+>>> run = cnnlab.train("lenet5", "sample", epochs=1, out="runs/x")      # doctest: +SKIP
+>>> run = cnnlab.train("runs/x", resume=True, epochs=3)                  # doctest: +SKIP
+>>> run.metrics[-1]["val_acc"]                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cnnlab.errors import CnnlabError, RunError
+from cnnlab.i18n import resolve_lang
+from cnnlab.train.config import TrainConfig
+from cnnlab.train.progress import Progress, pick_mode
+from cnnlab.train.run import Run, RunDir, load_run
+
+
+class TrainingInterrupted(RunError):
+    """Ctrl-C (or SIGTERM): the state was saved; ``--resume`` continues. Exit code 130."""
+
+    exit_code = 130
+
+
+def train(spec: Any, data: Any = None, config: TrainConfig | None = None, *,
+          out: str | os.PathLike[str] | None = None, resume: bool = False, quiet: bool = False,
+          lang: str | None = None, report: bool = True, **overrides: Any) -> Run | None:
+    """Train ``spec`` (a spec path, bundled name, dict or ``Spec``) on ``data`` and return the ``Run``.
+
+    ``data``: a source for ``cnnlab.data.load_data`` (folder, ``mnist``, ``sample``...) or a
+    ``DataBundle``. ``config`` plus keyword ``overrides`` (``epochs=3``) give the options.
+    ``resume=True``: ``spec`` is a run folder to continue. Returns ``None`` on ranks other than 0.
+    """
+    from cnnlab.distributed import cleanup, init_from_env, peer_guard
+
+    lang = resolve_lang(lang)
+    spec_obj, cfg, source, run_dir = _inputs(spec, data, config, out, resume, overrides)
+    dist = init_from_env(cfg.device.value)
+    progress = Progress(pick_mode(quiet), lang, enabled=dist.is_main)
+    try:
+        with peer_guard(dist):
+            state = _run(spec_obj, cfg, source, run_dir, resume, dist, progress)
+    finally:
+        progress.close()
+        cleanup()
+    if not dist.is_main:
+        return None
+    if report and state in ("finished", "stopped_early"):
+        _write_report(run_dir.path, progress)
+    return load_run(run_dir.path, "best")
+
+
+def _inputs(spec: Any, data: Any, config: TrainConfig | None, out: Any, resume: bool,
+            overrides: dict[str, Any]) -> tuple[Any, TrainConfig, Any, RunDir]:
+    """Resolve (spec, config, data source, run folder) for a new or a resumed run."""
+    from cnnlab.spec import load_spec
+
+    if resume:
+        folder = Path(out or spec)
+        if not (folder / "checkpoints" / "resume.safetensors").is_file():
+            raise RunError(f"cannot resume {folder}: no checkpoints/resume.safetensors there (is it a run folder "
+                           "that reached its first checkpoint?)")
+        cfg = TrainConfig.from_yaml(folder / "config.yaml").replace(**overrides)
+        spec_obj = load_spec(yaml.safe_load((folder / "spec.yaml").read_text(encoding="utf-8")))
+        if data is None:
+            import json
+
+            data = json.loads((folder / "data.json").read_text(encoding="utf-8")).get("source")
+        return spec_obj, cfg, data, RunDir(folder)
+    if data is None:
+        raise CnnlabError("no training data given; pass --data (a folder, mnist, cifar10, sample...)")
+    spec_obj = load_spec(spec)
+    cfg = (config or TrainConfig()).replace(**overrides)
+    return spec_obj, cfg, data, RunDir(out if out is not None else RunDir.default_path(spec_obj.name))
+
+
+def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool, dist: Any,
+         progress: Progress) -> str:
+    """Build everything, run the loop, keep status.json truthful. Returns the final state."""
+    from cnnlab.analysis import analyze
+    from cnnlab.distributed import barrier, explain_batch
+    from cnnlab.train import checkpoint as ckpt
+    from cnnlab.train import setup
+    from cnnlab.train.state import check_precision, set_threads
+    from cnnlab.train.trainer import Interrupted, Trainer
+
+    analysis = analyze(spec)
+    cfg = cfg.resolve(tuple(spec.input))
+    device = dist.device
+    check_precision(cfg.precision, device)
+    threads = set_threads(cfg.threads)
+    bundle = setup.load_bundle(source, tuple(spec.input), cfg, show=progress.mode.value != "quiet")
+    _check_classes(analysis.num_classes, bundle.classes, spec.name)
+    if dist.is_main:
+        _prepare_folder(run_dir, resume, cfg, spec, bundle, source)
+    barrier()
+    parts = setup.Parts(*setup.build_model(spec, cfg, device, dist), optimizer=None,  # type: ignore[arg-type]
+                        train_loader=None, val_loader=None, device=device)  # type: ignore[arg-type]
+    parts.optimizer = setup.build_optimizer(parts.raw, cfg, device)
+    parts.train_loader, parts.val_loader = setup.build_loaders(bundle, cfg, device, dist)
+    steps = len(parts.train_loader) if cfg.max_steps_per_epoch is None else min(len(parts.train_loader), cfg.max_steps_per_epoch)
+    trainer = Trainer(parts, cfg, run_dir, progress, dist, steps)
+    if resume:
+        trainer.restore(ckpt.read_state(run_dir.checkpoints / "resume.safetensors"))
+        if dist.is_main:
+            run_dir.truncate_metrics(trainer.pos.epoch)
+    _announce(progress, run_dir, cfg, analysis, bundle, device, threads, dist, explain_batch, trainer)
+    try:
+        state = trainer.fit()
+    except Interrupted:
+        _status(dist, run_dir, "interrupted", trainer.pos.epoch)
+        raise TrainingInterrupted(
+            f"training interrupted in epoch {trainer.pos.epoch + 1} at batch {trainer.pos.batch}; the state is saved. "
+            f"Continue with: cnnlab train {run_dir.path} --resume") from None
+    except CnnlabError as exc:
+        _status(dist, run_dir, "diverged" if "NaN" in str(exc) else "failed", trainer.pos.epoch)
+        raise
+    except KeyboardInterrupt:
+        _status(dist, run_dir, "interrupted", trainer.pos.epoch)
+        raise
+    _status(dist, run_dir, "finished", trainer.pos.epoch, stopped_early=state == "stopped_early")
+    return state
+
+
+def _status(dist: Any, run_dir: RunDir, state: str, epoch: int, **extra: Any) -> None:
+    if dist.is_main and run_dir.path.exists():
+        run_dir.set_status(state, epoch, **extra)
+
+
+def _check_classes(outputs: int | None, classes: list[str], name: str) -> None:
+    if outputs is not None and outputs != len(classes):
+        raise CnnlabError(
+            f"the network '{name}' ends with {outputs} outputs but the data has {len(classes)} classes "
+            f"({', '.join(classes[:5])}{'...' if len(classes) > 5 else ''}); set the output layer to "
+            f"{len(classes)} units in the spec (e.g. `- output: {len(classes)}`)")
+
+
+def _prepare_folder(run_dir: RunDir, resume: bool, cfg: TrainConfig, spec: Any, bundle: Any, source: Any) -> None:
+    from cnnlab.train.setup import data_info
+
+    if not resume:
+        run_dir.create()
+        run_dir.write_skipped(list(bundle.skipped))
+    run_dir.write_setup(cfg, spec.to_dict(), list(bundle.classes), data_info(bundle, source))
+    run_dir.set_status("running", 0)
+
+
+def _announce(progress: Progress, run_dir: RunDir, cfg: TrainConfig, analysis: Any, bundle: Any, device: Any,
+              threads: int, dist: Any, explain_batch: Any, trainer: Any) -> None:
+    counts = {k: len(getattr(bundle, k).labels) for k in ("train", "val") if getattr(bundle, k) is not None}
+    progress.info("train.run_folder", path=run_dir.path)
+    progress.info("train.setup", device=device, threads=threads, precision=cfg.precision.value,
+                  params=analysis.total_params, train=counts["train"], val=counts.get("val", 0))
+    progress.info("train.recipe", optimizer=cfg.optimizer.value, schedule=cfg.schedule.value,
+                  epochs=cfg.epochs, steps=trainer.steps_per_epoch,
+                  batch=explain_batch(dist, cfg.batch_size, float(cfg.lr or 0)))
+    if trainer.pos.step:
+        progress.info("train.resumed", epoch=trainer.pos.epoch + 1, batch=trainer.pos.batch, step=trainer.pos.step)
+
+
+def _write_report(path: Path, progress: Progress) -> None:
+    """The HTML report (issue 5), when that module is installed."""
+    try:
+        from cnnlab.report import write_report
+    except ImportError as exc:  # the report module is not written yet
+        if exc.name != "cnnlab.report":
+            raise
+        return
+    report = write_report(path)
+    progress.info("train.report", path=report)

@@ -1,0 +1,201 @@
+"""The run folder: written by the trainer (``RunDir``), read back by everything else (``load_run``).
+
+Layout (docs/dev/CONTRACTS.md)::
+
+    RUN/config.yaml spec.yaml classes.json data.json skipped.txt metrics.jsonl status.json
+    RUN/checkpoints/{last,best}.safetensors + .json, resume.safetensors
+
+>>> run = load_run("runs/lenet")                      # doctest: +SKIP
+>>> run.model(run.preprocess(images)).argmax(1)       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import yaml
+
+from cnnlab.errors import CnnlabError, RunError
+from cnnlab.train.checkpoint import PICKLE_SUFFIXES, read_weights, refuse_pickle
+from cnnlab.train.config import TrainConfig
+from cnnlab.utils.io import atomic_write_text
+
+if TYPE_CHECKING:
+    from cnnlab.analysis import Analysis
+    from cnnlab.spec import Spec
+
+REQUIRED = ("config.yaml", "spec.yaml", "classes.json", "data.json")
+
+
+class RunDir:
+    """Writes one run folder. Every file is written atomically; ``metrics.jsonl`` is appended."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+
+    @staticmethod
+    def default_path(name: str, root: str | os.PathLike[str] = "runs") -> Path:
+        """``runs/<name>``, or ``runs/<name>-2``, ``-3``... when taken."""
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
+        base = Path(root) / safe
+        candidate, n = base, 1
+        while candidate.exists() and any(candidate.iterdir()):
+            n += 1
+            candidate = base.with_name(f"{safe}-{n}")
+        return candidate
+
+    def create(self) -> None:
+        """Make a fresh folder; refuse to mix a new run into an existing one."""
+        if (self.path / "status.json").exists() or (self.checkpoints / "last.safetensors").exists():
+            raise RunError(
+                f"{self.path} already holds a run; continue it with `cnnlab train {self.path} --resume` "
+                "or choose another --out"
+            )
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        (self.path / "metrics.jsonl").unlink(missing_ok=True)
+
+    def write_setup(self, config: TrainConfig, spec: dict[str, Any], classes: list[str], data: dict[str, Any]) -> None:
+        atomic_write_text(self.path / "config.yaml", config.to_yaml())
+        atomic_write_text(self.path / "spec.yaml", yaml.safe_dump(spec, sort_keys=False))
+        atomic_write_text(self.path / "classes.json", json.dumps(list(classes), ensure_ascii=False) + "\n")
+        atomic_write_text(self.path / "data.json", json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+    def write_skipped(self, skipped: list[tuple[str, str]]) -> None:
+        text = "".join(f"{path}\t{reason}\n" for path, reason in skipped)
+        atomic_write_text(self.path / "skipped.txt", text)
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def truncate_metrics(self, epochs_done: int) -> None:
+        """On resume: keep only the rows of epochs that the resumed checkpoint includes."""
+        rows = [r for r in read_metrics(self.path) if int(r.get("epoch", 0)) <= epochs_done]
+        atomic_write_text(self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+
+    def set_status(self, state: str, epoch: int, **extra: Any) -> None:
+        payload = {"state": state, "epoch": epoch, "pid": os.getpid(), **extra}
+        atomic_write_text(self.path / "status.json", json.dumps(payload) + "\n")
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    file = path / "metrics.jsonl"
+    if not file.exists():
+        return []
+    rows = []
+    for line in file.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a crash: ignore it
+            continue
+    return rows
+
+
+@dataclass
+class Run:
+    """A trained run, ready to use: the model in eval mode with its weights, plus everything about it."""
+
+    path: Path
+    model: torch.nn.Module
+    spec: Spec
+    classes: list[str]
+    config: TrainConfig
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    input_shape: tuple[int, int, int]
+    resize: str
+    data: dict[str, Any]
+    metrics: list[dict[str, Any]]
+    status: dict[str, Any]
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+    which: str = "best"
+
+    @functools.cached_property
+    def analysis(self) -> Analysis:
+        from cnnlab.analysis import analyze
+
+        return analyze(self.spec)
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.model.parameters())).device
+
+    def preprocess(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 ``(N, C, H, W)`` -> float32 ``(x/255 - mean)/std`` on the model's device."""
+        x = torch.as_tensor(np.ascontiguousarray(images), device=self.device).float().div_(255)  # (N, C, H, W)
+        mean = torch.tensor(self.mean, device=self.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=self.device).view(1, -1, 1, 1)
+        return (x - mean) / std
+
+
+def load_run(path: str | os.PathLike[str], which: str = "best", device: str | torch.device = "cpu") -> Run:
+    """Load a run folder: its spec, config, classes, normalisation and the ``which`` checkpoint."""
+    from cnnlab.model import build
+    from cnnlab.spec import load_spec
+
+    root = Path(path)
+    _check_folder(root, which)
+    config = TrainConfig.from_dict(_read_yaml(root / "config.yaml"), where=str(root / "config.yaml"))
+    try:
+        spec = load_spec(_read_yaml(root / "spec.yaml"))
+    except CnnlabError as exc:
+        raise RunError(f"{root / 'spec.yaml'}: {exc}") from None
+    classes = _read_json(root / "classes.json")
+    data = _read_json(root / "data.json")
+    weights, meta = read_weights(root / "checkpoints" / which)
+    model = build(spec)
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        raise RunError(f"{root}/checkpoints/{which}.safetensors does not match spec.yaml: {exc}") from None
+    model.to(device).eval()
+    status = _read_json(root / "status.json") if (root / "status.json").exists() else {}
+    return Run(
+        path=root, model=model, spec=spec, classes=list(classes), config=config,
+        mean=tuple(data["mean"]), std=tuple(data["std"]), input_shape=tuple(data["input_shape"]),  # type: ignore[arg-type]
+        resize=str(data.get("resize", "crop")), data=data, metrics=read_metrics(root),
+        status=status, checkpoint=meta, which=which,
+    )
+
+
+def _check_folder(root: Path, which: str) -> None:
+    if which not in ("best", "last"):
+        raise RunError(f"checkpoint {which!r} is not one of: best, last")
+    if not root.is_dir():
+        raise RunError(f"run folder {root} does not exist; train one with `cnnlab train SPEC --data DATA --out {root}`")
+    missing = [name for name in REQUIRED if not (root / name).is_file()]
+    if missing:
+        raise RunError(f"{root} is not a complete run folder: missing {', '.join(missing)}")
+    ckpt = root / "checkpoints"
+    pickles = [p for p in ckpt.glob("*") if p.suffix.lower() in PICKLE_SUFFIXES] if ckpt.is_dir() else []
+    target = ckpt / f"{which}.safetensors"
+    if not target.exists() and pickles:
+        refuse_pickle(pickles[0])
+    if not target.exists():
+        raise RunError(f"{root} has no {which} checkpoint yet (checkpoints/{which}.safetensors); "
+                       "it is written at the end of the first epoch")
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise RunError(f"cannot read {path}: {exc}") from None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunError(f"cannot read {path}: {exc}") from None

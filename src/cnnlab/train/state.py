@@ -1,0 +1,59 @@
+"""Runtime pieces of the loop: the device, threads, mixed precision and random-number state.
+
+>>> sorted(capture_rng())[:1]
+['torch']
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+from cnnlab.errors import CnnlabError
+from cnnlab.train.config import Precision
+
+
+def check_precision(precision: Precision, device: torch.device) -> None:
+    """Refuse combinations that cannot work, before any training time is spent."""
+    if precision is Precision.FP16 and device.type == "cpu":
+        raise CnnlabError("--precision fp16 needs a GPU (fp16 autocast on CPU is slow and unsupported for "
+                          "many ops); use --precision bf16 on CPU, or fp32")
+    if precision is Precision.BF16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise CnnlabError("--precision bf16: this GPU has no bfloat16 support; use --precision fp16")
+
+
+@contextlib.contextmanager
+def autocast(precision: Precision, device: torch.device) -> Iterator[None]:
+    """Mixed precision for the forward pass; parameters (and BatchNorm statistics) stay float32."""
+    if precision is Precision.FP32:
+        yield
+        return
+    dtype = torch.bfloat16 if precision is Precision.BF16 else torch.float16
+    with torch.autocast(device_type=device.type, dtype=dtype):
+        yield
+
+
+def set_threads(threads: int | None) -> int:
+    """Use ``threads`` intra-op threads (None: keep torch's default of one per core)."""
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def capture_rng() -> dict[str, torch.Tensor]:
+    """Every generator the training step draws from (dropout): CPU, and each CUDA device."""
+    states = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            states[f"cuda.{i}"] = s
+    return states
+
+
+def restore_rng(states: dict[str, torch.Tensor]) -> None:
+    if "torch" in states:
+        torch.set_rng_state(states["torch"].to(torch.uint8))
+    cuda = [states[k] for k in sorted((k for k in states if k.startswith("cuda.")), key=lambda k: int(k[5:]))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.to(torch.uint8) for s in cuda[: torch.cuda.device_count()]])
