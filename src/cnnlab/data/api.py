@@ -1,0 +1,168 @@
+"""``load_data``: one entry point for every source (folder, IDX, CIFAR, CSV, named, ``sample``).
+
+>>> b = load_data("sample", (1, 28, 28), progress=False)
+>>> len(b.train), len(b.val), len(b.test), b.classes[:3]
+(8000, 1000, 1000, ['0', '1', '2'])
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cnnlab.data.arrays import conform
+from cnnlab.data.progress import ProgressFn
+from cnnlab.data.raw import RawData, RawSplit
+from cnnlab.data.split import check_fraction, stratified_split
+from cnnlab.data.stats import channel_stats
+from cnnlab.data.types import DataBundle, ImageSet, Resize
+from cnnlab.errors import DataError
+
+SAMPLE_SPLIT = (0.1, 0.1)  # the bundled sample: 80 / 10 / 10
+FEW_IMAGES = 5  # a class with fewer training images than this gets a warning
+
+
+def load_data(source: str | os.PathLike[str], input_shape: tuple[int, int, int] | list[int], *,
+              val_split: float = 0.2, test_split: float = 0.0, seed: int = 0, resize: str | Resize = "crop",
+              strict: bool = False, cache_dir: str | os.PathLike[str] | bool | None = None,
+              progress: bool | ProgressFn | None = True, download: bool = True) -> DataBundle:
+    """Load ``source`` as uint8 ``(N, C, H, W)`` splits shaped to ``input_shape`` = (C, H, W).
+
+    Splits: a folder's ``train/``, ``validation/`` (``val/``), ``test/`` sub-folders when present;
+    a named dataset's official test set as ``test`` with ``val`` taken from train; otherwise a
+    stratified split (``val_split``, ``test_split``, ``seed``). ``mean``/``std`` come from train.
+    Unreadable files are skipped and listed in ``bundle.skipped`` (``strict=True``: an error).
+    """
+    shape = check_shape(input_shape)
+    policy = Resize.parse(resize)
+    check_fraction("val_split", val_split)
+    check_fraction("test_split", test_split)
+    raw = read_source(source, shape, policy.value, cache_dir=cache_dir, progress=progress, download=download)
+    if strict and raw.skipped:
+        listed = "; ".join(f"{p}: {r}" for p, r in raw.skipped[:10])
+        more = f" (and {len(raw.skipped) - 10} more)" if len(raw.skipped) > 10 else ""
+        raise DataError(f"{len(raw.skipped)} file(s) could not be read and --strict is on: {listed}{more}; "
+                        "fix or remove them, or drop --strict to skip them")
+    if raw.source == "sample":
+        val_split, test_split = SAMPLE_SPLIT
+    splits = assign_splits(raw, val_split=val_split, test_split=test_split, seed=seed)
+    sets = {k: _to_imageset(v, raw.classes, shape, policy, raw.shaped) for k, v in splits.items()}
+    mean, std = channel_stats(sets["train"].images)
+    bundle = DataBundle(
+        train=sets["train"], val=sets["val"], test=sets.get("test"), classes=list(raw.classes),
+        mean=mean, std=std, input_shape=shape, resize=policy.value, skipped=list(raw.skipped),
+        description=raw.description, source=raw.source, warnings=list(raw.warnings),
+    )
+    bundle.warnings += class_warnings(bundle)
+    return bundle
+
+
+def check_shape(input_shape: tuple[int, int, int] | list[int]) -> tuple[int, int, int]:
+    try:
+        c, h, w = (int(v) for v in input_shape)
+    except (TypeError, ValueError):
+        raise DataError(f"input_shape must be (channels, height, width), got {input_shape!r}") from None
+    if c not in (1, 3) or h < 1 or w < 1:
+        raise DataError(f"input_shape {tuple(input_shape)} is not usable for images: channels must be 1 or 3, height and width at least 1")
+    return c, h, w
+
+
+def read_source(source: str | os.PathLike[str], shape: tuple[int, int, int], resize: str, *,
+                cache_dir: str | os.PathLike[str] | bool | None, progress: bool | ProgressFn | None,
+                download: bool) -> RawData:
+    """Pick the reader for ``source`` by what it names and return its :class:`RawData`."""
+    from cnnlab.data import named
+
+    text = os.fspath(source)
+    path = Path(text).expanduser()
+    cache = cache_dir if isinstance(cache_dir, bool) or cache_dir is None else Path(cache_dir)
+    if text.strip().lower() == "sample" and not path.exists():
+        from cnnlab.data.idx_source import load_sample
+
+        return load_sample(named.sample_folder())
+    ds = named.lookup(text) if not path.exists() else None
+    if ds is not None:
+        from cnnlab.data.named_source import load_named
+
+        return load_named(ds, download=download, progress=progress)
+    if not path.exists():
+        if os.sep in text or "." in Path(text).name:
+            raise DataError(f"data path '{text}' does not exist; check the spelling or give a dataset name ({', '.join(named.ALL_NAMES)})")
+        raise named.unknown_source(text)
+    return _read_path(path, shape, resize, cache, progress)
+
+
+def _read_path(path: Path, shape: tuple[int, int, int], resize: str, cache: Path | bool | None,
+               progress: bool | ProgressFn | None) -> RawData:
+    from cnnlab.data import idx, idx_source
+
+    if path.is_file():
+        name = path.name.lower()
+        if name.endswith((".csv", ".tsv")):
+            from cnnlab.data.csv_source import load_csv
+
+            return load_csv(path, shape, resize, cache_dir=cache, progress=progress)
+        if "idx3" in name:
+            return idx_source.load_idx_files(path)
+        from cnnlab.data.cifar import is_cifar_file, load_cifar_path
+
+        if is_cifar_file(path):
+            return load_cifar_path(path)
+        raise DataError(f"'{path}' is a file, expected a folder of class sub-folders, IDX/CIFAR files or a .csv of path,label")
+    if idx.find_idx_pairs(path):
+        return idx_source.load_idx_folder(path, str(path))
+    from cnnlab.data.cifar import find_cifar, load_cifar_path
+
+    if find_cifar(path) is not None:
+        return load_cifar_path(path)
+    from cnnlab.data.folder_source import load_folder
+
+    return load_folder(path, shape, resize, cache_dir=cache, progress=progress)
+
+
+def assign_splits(raw: RawData, *, val_split: float, test_split: float, seed: int) -> dict[str, RawSplit]:
+    """``train``/``val``/``test`` from what the source gave, splitting stratified where needed."""
+    given = dict(raw.splits)
+    pool_name = "all" if "all" in given else "train"
+    pool = given.pop(pool_name)
+    need_val = "val" not in given
+    need_test = "test" not in given and test_split > 0
+    if not len(pool.labels):
+        raise DataError(f"{raw.description}: no readable training images ({len(raw.skipped)} skipped)")
+    tr, va, te = stratified_split(pool.labels, val=val_split if need_val else 0.0,
+                                  test=test_split if need_test else 0.0, seed=seed)
+    out = {"train": _take(pool, tr)}
+    out["val"] = _take(pool, va) if need_val else given["val"]
+    if need_test:
+        out["test"] = _take(pool, te)
+    elif "test" in given:
+        out["test"] = given["test"]
+    return out
+
+
+def _take(split: RawSplit, index: np.ndarray) -> RawSplit:
+    if len(index) == len(split.labels):
+        return split
+    return RawSplit(split.images[index], split.labels[index], [split.sources[i] for i in index.tolist()])
+
+
+def _to_imageset(split: RawSplit, classes: list[str], shape: tuple[int, int, int], policy: Resize, shaped: bool) -> ImageSet:
+    images = split.images if shaped else conform(split.images, shape, policy)
+    return ImageSet(images, split.labels, list(classes), split.sources)
+
+
+def class_warnings(bundle: DataBundle) -> list[str]:
+    """Imbalance and tiny-class warnings on the training split."""
+    counts = bundle.train.counts()
+    out = [f"class '{c}' has only {n} training image(s); expect poor accuracy on it" for c, n in counts.items() if n < FEW_IMAGES]
+    nonzero = [n for n in counts.values() if n]
+    if nonzero and max(nonzero) >= 3 * min(nonzero):
+        big = max(counts, key=lambda k: counts[k])
+        small = min(counts, key=lambda k: counts[k] or 10**12)
+        out.append(f"classes are imbalanced: '{big}' has {counts[big]:,} training images, '{small}' has {counts[small]:,} "
+                   f"({counts[big] / max(counts[small], 1):.1f}x); accuracy can hide poor recall on small classes")
+    if len(bundle.val) == 0:
+        out.append("the validation split is empty; give more images or a larger val_split")
+    return out

@@ -1,0 +1,91 @@
+"""On-disk cache of decoded images: a memory-mappable ``.npy`` plus a small ``.json`` record.
+
+The key is a SHA-256 of the file list with each file's size and mtime, the input shape, the resize
+policy and the decoder version, so touching, adding or removing any file, or asking for another
+shape, decodes again. Both files are written atomically, the ``.json`` last: a cache entry is
+complete exactly when its ``.json`` exists. ``cache_dir=False`` turns the cache off.
+
+Cache folder: ``cache_dir`` or ``$CNNLAB_DATA/cache`` (default ``~/.cache/cnnlab/cache``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from cnnlab.data.ingest import Decoded
+from cnnlab.data.named import data_home
+from cnnlab.utils.io import atomic_path, atomic_write_text
+
+DECODER_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    return data_home() / "cache"
+
+
+def cache_key(paths: list[str], shape: tuple[int, int, int], resize: str) -> str:
+    """A hex key that changes when any file, its size or mtime, the shape or the policy changes."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"v": DECODER_VERSION, "shape": list(shape), "resize": resize}).encode())
+    for p in paths:
+        try:
+            st = os.stat(p)
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            stamp = "missing"
+        h.update(f"\n{os.path.abspath(p)}\t{stamp}".encode())
+    return h.hexdigest()[:32]
+
+
+def cached_decode(paths: list[str], shape: tuple[int, int, int], resize: str, *,
+                  cache_dir: Path | str | bool | None, decode: Callable[[], Decoded]) -> Decoded:
+    """Return the cached decode of ``paths`` when valid; otherwise run ``decode()`` and store it."""
+    if cache_dir is False:
+        return decode()
+    folder = default_cache_dir() if cache_dir in (None, True) else Path(str(cache_dir))
+    key = cache_key(paths, shape, resize)
+    hit = _read(folder, key, shape)
+    if hit is not None:
+        return hit
+    result = decode()
+    # a read-only or full disk must not stop training; the next run decodes again
+    with contextlib.suppress(OSError):
+        _write(folder, key, result, len(paths))
+    return result
+
+
+def _read(folder: Path, key: str, shape: tuple[int, int, int]) -> Decoded | None:
+    meta_path, npy_path = folder / f"{key}.json", folder / f"{key}.npy"
+    if not (meta_path.is_file() and npy_path.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        images = np.load(npy_path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    ok = np.asarray(meta.get("ok", []), np.int64)
+    if images.dtype != np.uint8 or tuple(images.shape[1:]) != tuple(shape) or len(images) != len(ok):
+        return None
+    skipped = [(str(p), str(r)) for p, r in meta.get("skipped", [])]
+    return Decoded(images, ok, skipped)
+
+
+def _write(folder: Path, key: str, result: Decoded, total: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / f"{key}.npy") as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(result.images))
+    meta = {"total": total, "ok": result.ok.tolist(), "skipped": [list(s) for s in result.skipped]}
+    atomic_write_text(folder / f"{key}.json", json.dumps(meta))
+
+
+def cache_files(cache_dir: Path | str | None = None) -> list[Path]:
+    """The complete entries (``.npy`` files) in the cache folder."""
+    folder = default_cache_dir() if cache_dir is None else Path(cache_dir)
+    return sorted(p.with_suffix(".npy") for p in folder.glob("*.json") if p.with_suffix(".npy").exists())

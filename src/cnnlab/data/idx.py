@@ -1,0 +1,97 @@
+"""Read IDX files (the MNIST / Fashion-MNIST format), gzip-compressed or not.
+
+An IDX file is ``0x00 0x00 <dtype> <ndim>``, then ``ndim`` big-endian uint32 sizes, then the data
+row-major. Images are ``(N, 28, 28)`` uint8 (magic 2051), labels ``(N,)`` uint8 (magic 2049).
+
+>>> import gzip, tempfile, pathlib, numpy as np
+>>> p = pathlib.Path(tempfile.mkdtemp()) / "l.gz"
+>>> p.write_bytes(gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 8, 9])))
+11
+>>> read_idx(p).tolist()
+[7, 8, 9]
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from cnnlab.errors import DataError
+
+_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+           0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def read_bytes_maybe_gzip(path: Path) -> bytes:
+    """The file's bytes, gunzipped when it starts with the gzip magic."""
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(
+                f"cannot read '{path}': the gzip data is truncated or corrupt ({exc}); "
+                "download the file again"
+            ) from None
+    return data
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Return the array stored in the IDX file ``path`` (``.gz`` or plain)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"IDX file '{p}' does not exist" if not p.exists() else f"'{p}' is a folder, expected an IDX file")
+    data = read_bytes_maybe_gzip(p)
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES or not 1 <= data[3] <= 4:
+        raise DataError(
+            f"'{p}' is not an IDX file: it starts with {data[:4].hex(' ') or 'nothing'}, expected "
+            "00 00 <type> <ndim> (e.g. 00 00 08 03 for MNIST images)"
+        )
+    ndim = data[3]
+    dtype = np.dtype(_DTYPES[data[2]])
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"'{p}' is truncated: {len(data)} bytes, the header alone needs {header}")
+    dims = struct.unpack(f">{ndim}I", data[4:header])
+    expected = header + int(np.prod(dims)) * dtype.itemsize
+    if len(data) != expected:
+        raise DataError(
+            f"'{p}' has {len(data):,} bytes but its header {tuple(dims)} needs {expected:,}; "
+            "the file is truncated or corrupt, download it again"
+        )
+    return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
+
+
+def read_idx_pair(images_path: str | os.PathLike[str], labels_path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(N, 1, H, W)`` uint8 and labels ``(N,)`` int64 from two IDX files; checks they agree."""
+    images = read_idx(images_path)
+    labels = read_idx(labels_path)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise DataError(f"'{images_path}' holds {images.dtype} {images.shape}; expected uint8 images (N, H, W)")
+    if labels.ndim != 1:
+        raise DataError(f"'{labels_path}' holds shape {labels.shape}; expected labels (N,)")
+    if len(images) != len(labels):
+        raise DataError(
+            f"'{images_path}' has {len(images):,} images but '{labels_path}' has {len(labels):,} labels; "
+            "they must come from the same split"
+        )
+    return images[:, None, :, :], labels.astype(np.int64)  # (N, 1, H, W)
+
+
+def find_idx_pairs(folder: Path) -> dict[str, tuple[Path, Path]]:
+    """``{"train": (images, labels), "test": (...)}`` for IDX files in ``folder`` (MNIST naming)."""
+    pairs: dict[str, tuple[Path, Path]] = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        found = []
+        for kind in ("images-idx3", "labels-idx1"):
+            hits = [folder / f"{prefix}-{kind}-ubyte{ext}" for ext in (".gz", "")]
+            hits += [folder / f"{prefix}-{kind.replace('-', '.')}-ubyte{ext}" for ext in (".gz", "")]
+            found.append(next((h for h in hits if h.is_file()), None))
+        if found[0] is not None and found[1] is not None:
+            pairs[split] = (found[0], found[1])
+    return pairs
