@@ -1,0 +1,280 @@
+"""One analyser per layer kind: output shape, parameters with their formula, MACs, receptive field.
+
+Each function takes the layer, the input state and the context and returns a ``LayerAnalysis``.
+Problems the user can fix go to ``cx.problems`` (all are reported together); analysis goes on
+so that ``cnnlab check`` can list every problem at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cnnlab.analysis_types import LayerAnalysis, Shape
+from cnnlab.analysis_window import resolve_window, same_note, shape_formula, window_desc
+from cnnlab.i18n import tr
+from cnnlab.shapes import (
+    ReceptiveField,
+    conv_macs,
+    conv_params,
+    dense_params,
+    rf_window,
+    table_conv_params,
+)
+from cnnlab.spec import (
+    LRN,
+    Act,
+    Activation,
+    BatchNorm,
+    Conv,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalPool,
+    Output,
+    OutputKind,
+    PadMode,
+    Pool,
+)
+
+
+def num(n: int, lang: str) -> str:
+    """Integer with thousands separators: 18,496 (en) or 18.496 (pt)."""
+    text = f"{n:,}"
+    return text.replace(",", ".") if lang == "pt" else text
+
+
+@dataclass
+class Ctx:
+    """Analysis context: language, collected problems and warnings, and what happened so far."""
+
+    lang: str
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    broken: bool = False  # an earlier spatial problem: skip size checks that would only cascade
+    last_shrink: str | None = None  # where the size last went down (for "drop the pooling at layer 4")
+
+
+@dataclass
+class In:
+    """The input of a layer: shape, receptive field, and how to name the layer in messages."""
+
+    index: int
+    path: str
+    where: str
+    shape: Shape
+    rf: ReceptiveField | None
+
+
+def _row(x: In, kind: str, title: str, out: Shape, rf: ReceptiveField | None) -> LayerAnalysis:
+    return LayerAnalysis(
+        index=x.index, path=x.path, kind=kind, title=title, input_shape=x.shape, output_shape=out,
+        receptive_field=rf, depth=x.path.count("."),
+    )
+
+
+def _needs_maps(x: In, kind: str, cx: Ctx) -> bool:
+    if len(x.shape) == 3:
+        return True
+    cx.problems.append(tr("analysis.err.needs_maps", cx.lang, where=x.where, kind=kind, shape=_fmt_shape(x.shape)))
+    return False
+
+
+def _fmt_shape(shape: Shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def _act_suffix(act: Act) -> str:
+    return "" if act == Act.NONE else f" + {act.value}"
+
+
+def conv(layer: Conv, x: In, cx: Ctx) -> LayerAnalysis:
+    if not _needs_maps(x, "conv", cx):
+        return _row(x, "conv", "conv", (layer.filters, 1, 1), None)
+    c, h, w = x.shape
+    win = resolve_window((h, w), layer.kernel, layer.stride, layer.padding, layer.dilation)
+    kh, kw = layer.kernel
+    title = f"conv {window_desc(win, layer.padding)}, {c}→{layer.filters}{_act_suffix(layer.activation)}"
+    out_hw = _check_window(win, x, title, cx)
+    row = _row(x, "conv", title, (layer.filters, *out_hw), _rf(x, win))
+    row.resolved = {"padding": win.pads, "in_channels": c, "symmetric": win.symmetric, "stride": layer.stride}
+    lang, k = cx.lang, layer.filters
+    if layer.connections is not None:
+        bad = sorted({i for conn in layer.connections for i in conn if i >= c})
+        if bad:
+            cx.problems.append(tr("analysis.err.connections", lang, where=x.where, bad=bad, c=c))
+        counts = [len(conn) for conn in layer.connections]
+        row.weights, row.biases = table_conv_params(counts, kh, kw, layer.bias)
+        links = sum(counts)
+        key = "analysis.conv.table" if layer.bias else "analysis.conv.table_nobias"
+        row.formula = tr(key, lang, kh=kh, kw=kw, links=links, k=k, total=num(row.params, lang))
+        row.macs = out_hw[0] * out_hw[1] * kh * kw * links
+    else:
+        g = layer.groups
+        if c % g:
+            cx.problems.append(tr("analysis.err.groups", lang, where=x.where, g=g, c=c))
+            g = 1
+        row.weights, row.biases = conv_params(c, k, kh, kw, g, layer.bias)
+        key = "analysis.conv.params" + ("_groups" if g > 1 else "") + ("" if layer.bias else "_nobias")
+        row.formula = tr(key, lang, kh=kh, kw=kw, l=c, k=k, g=g, total=num(row.params, lang))
+        row.macs = conv_macs(k, out_hw[0], out_hw[1], kh, kw, c // g)
+    row.shape_formula = shape_formula((h, w), win)
+    if layer.padding == PadMode.SAME:
+        row.notes.append(same_note(win, lang) or "")
+    row.saved_activations = row.activations * (2 if layer.activation != Act.NONE else 1)
+    return row
+
+
+def _rf(x: In, win: object) -> ReceptiveField | None:
+    if x.rf is None:
+        return None
+    return rf_window(x.rf, win.kernel, win.stride, win.pad_before, win.dilation)  # type: ignore[attr-defined]
+
+
+def _check_window(win: object, x: In, title: str, cx: Ctx) -> tuple[int, int]:
+    """Report a collapsed output or flooring loss; return a usable (H, W) (≥ 1) to go on with."""
+    oh, ow = win.out  # type: ignore[attr-defined]
+    _, h, w = x.shape
+    if oh < 1 or ow < 1:
+        if not cx.broken:
+            k = win.kernel  # type: ignore[attr-defined]
+            d = win.dilation  # type: ignore[attr-defined]
+            fix = tr("analysis.fix.padding", cx.lang, p=max((d[0] * (k[0] - 1)) // 2, (d[1] * (k[1] - 1)) // 2))
+            if cx.last_shrink:
+                fix += tr("analysis.fix.drop", cx.lang, where=cx.last_shrink)
+            cx.problems.append(
+                tr("analysis.err.collapse", cx.lang, where=x.where, title=title, h=h, w=w, oh=oh, ow=ow, fix=fix)
+            )
+        cx.broken = True
+        return max(oh, 1), max(ow, 1)
+    dh, dw = win.dropped  # type: ignore[attr-defined]
+    if (dh or dw) and not cx.broken:
+        cx.warnings.append(tr("analysis.warn.floor", cx.lang, where=x.where, title=title, h=h, w=w, dh=dh, dw=dw))
+    if (oh, ow) != (h, w):
+        cx.last_shrink = x.where
+    return oh, ow
+
+
+def pool(layer: Pool, x: In, cx: Ctx) -> LayerAnalysis:
+    if not _needs_maps(x, "pool", cx):
+        return _row(x, "pool", "pool", x.shape, None)
+    c, h, w = x.shape
+    win = resolve_window((h, w), layer.size, layer.resolved_stride, layer.padding, ceil=layer.ceil)
+    title = f"{layer.kind.value} pool {window_desc(win, layer.padding)}{_act_suffix(layer.activation)}"
+    if layer.padding != PadMode.SAME and not isinstance(layer.padding, PadMode):
+        ph, pw = layer.padding
+        if ph > layer.size[0] // 2 or pw > layer.size[1] // 2:
+            cx.problems.append(tr("analysis.err.pool_pad", cx.lang, where=x.where, p=layer.padding, k=layer.size))
+    out_hw = _check_window(win, x, title, cx)
+    row = _row(x, "pool", title, (c, *out_hw), _rf(x, win))
+    row.resolved = {"padding": win.pads, "symmetric": win.symmetric, "stride": win.stride}
+    row.shape_formula = shape_formula((h, w), win)
+    if layer.trainable:
+        row.weights, row.biases = c, c
+        row.formula = tr("analysis.pool.trainable", cx.lang, c=c, total=num(2 * c, cx.lang))
+        row.macs = c * out_hw[0] * out_hw[1]
+    else:
+        row.formula = tr("analysis.pool.params", cx.lang, kind=layer.kind.value)
+    if layer.padding == PadMode.SAME:
+        row.notes.append(same_note(win, cx.lang) or "")
+    row.saved_activations = row.activations
+    return row
+
+
+def global_pool(layer: GlobalPool, x: In, cx: Ctx) -> LayerAnalysis:
+    if not _needs_maps(x, "global_pool", cx):
+        return _row(x, "global_pool", "global pool", x.shape, None)
+    c, h, w = x.shape
+    row = _row(x, "global_pool", f"global {layer.kind.value} pool {h}×{w}", (c,), None)
+    row.formula = tr("analysis.global_pool", cx.lang, kind=layer.kind.value, c=c, h=h, w=w)
+    return row
+
+
+def flatten(layer: Flatten, x: In, cx: Ctx) -> LayerAnalysis:
+    n = _numel(x.shape)
+    row = _row(x, "flatten", "flatten", (n,), None)
+    if len(x.shape) == 3:
+        c, h, w = x.shape
+        row.formula = tr("analysis.flatten", cx.lang, c=c, h=h, w=w, n=num(n, cx.lang))
+    else:
+        row.formula = tr("analysis.flatten_vec", cx.lang, n=num(n, cx.lang))
+    return row
+
+
+def _numel(shape: Shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _dense_like(x: In, cx: Ctx, kind: str, title: str, units: int, bias: bool, key: str) -> LayerAnalysis:
+    n = _numel(x.shape)
+    row = _row(x, kind, title.format(n=num(n, cx.lang)), (units,), None)
+    row.weights, row.biases = dense_params(n, units, bias)
+    row.formula = tr(key + ("" if bias else "_nobias"), cx.lang, n=num(n, cx.lang), m=units,
+                     total=num(row.params, cx.lang))
+    row.macs = n * units
+    row.resolved = {"in_features": n, "flatten": len(x.shape) > 1}
+    if len(x.shape) == 3:
+        c, h, w = x.shape
+        row.notes.append(tr("analysis.note.implicit_flatten", cx.lang, c=c, h=h, w=w, n=num(n, cx.lang)))
+    return row
+
+
+def dense(layer: Dense, x: In, cx: Ctx) -> LayerAnalysis:
+    title = f"dense {{n}}→{layer.units}{_act_suffix(layer.activation)}"
+    row = _dense_like(x, cx, "dense", title, layer.units, layer.bias, "analysis.dense")
+    row.saved_activations = row.activations * (2 if layer.activation != Act.NONE else 1)
+    return row
+
+
+def output(layer: Output, x: In, cx: Ctx) -> LayerAnalysis:
+    if layer.kind == OutputKind.RBF:
+        row = _dense_like(x, cx, "output", f"output rbf {{n}}→{layer.classes}", layer.classes, False,
+                          "analysis.output_rbf")
+    else:
+        row = _dense_like(x, cx, "output", f"output {{n}}→{layer.classes} (logits)", layer.classes,
+                          layer.bias, "analysis.output")
+    row.trainable = layer.trainable
+    if not layer.trainable:
+        row.notes.append(tr("analysis.note.frozen", cx.lang))
+    row.saved_activations = row.activations
+    return row
+
+
+def batchnorm(layer: BatchNorm, x: In, cx: Ctx) -> LayerAnalysis:
+    c = x.shape[0]
+    dim = "2d" if len(x.shape) == 3 else "1d"
+    row = _row(x, "batchnorm", f"batchnorm{dim} C={c}{_act_suffix(layer.activation)}", x.shape, x.rf)
+    row.weights, row.biases = c, c
+    row.buffers = 2 * c + 1
+    row.formula = tr("analysis.batchnorm", cx.lang, c=c, total=num(2 * c, cx.lang), buf=num(2 * c, cx.lang))
+    row.macs = 0
+    row.resolved = {"channels": c, "dim": dim}
+    row.saved_activations = row.activations * (2 if layer.activation != Act.NONE else 1)
+    return row
+
+
+def dropout(layer: Dropout, x: In, cx: Ctx) -> LayerAnalysis:
+    row = _row(x, "dropout", f"dropout {layer.rate:g}", x.shape, x.rf)
+    row.formula = tr("analysis.dropout", cx.lang, rate=f"{layer.rate:g}")
+    row.saved_activations = row.activations
+    return row
+
+
+def activation(layer: Activation, x: In, cx: Ctx) -> LayerAnalysis:
+    row = _row(x, "activation", layer.kind.value, x.shape, x.rf)
+    row.formula = tr("analysis.activation", cx.lang, kind=layer.kind.value)
+    row.saved_activations = row.activations if layer.kind != Act.NONE else 0
+    return row
+
+
+def lrn(layer: LRN, x: In, cx: Ctx) -> LayerAnalysis:
+    if not _needs_maps(x, "lrn", cx):
+        return _row(x, "lrn", "lrn", x.shape, None)
+    row = _row(x, "lrn", f"lrn size {layer.size}", x.shape, x.rf)
+    row.formula = tr("analysis.lrn", cx.lang, n=layer.size, alpha=f"{layer.alpha:g}", beta=f"{layer.beta:g}",
+                     k=f"{layer.k:g}")
+    row.saved_activations = 2 * row.activations
+    return row
+

@@ -1,0 +1,123 @@
+"""``cnnlab summary``, ``cnnlab check`` and ``cnnlab models``: understand a network before training.
+
+    cnnlab summary examples/book-cnn.yaml
+    cnnlab summary alexnet-2012 --lang pt
+    cnnlab summary vgg16 --format json --batch 32
+    cnnlab check my-net.yaml            # exit 0 when it can be built, 2 with every problem listed
+    cnnlab models
+
+Registration imports nothing heavy; the handlers import the (torch-free) analysis on use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+FORMATS = ("table", "json", "markdown", "csv")
+
+
+def register(sub: Any) -> None:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = sub.add_parser(
+        "summary", formatter_class=fmt,
+        help="explain a network layer by layer: shapes, parameters with formulas, MACs, receptive field, memory",
+        description="Explain a network without running it. NET is a .yaml/.json spec or a bundled name "
+        "(see `cnnlab models`). Layer kinds and their defaults are documented in cnnlab/spec.py and the README.",
+    )
+    p.add_argument("net", metavar="NET", help="spec file or bundled network name")
+    p.add_argument("--format", choices=FORMATS, default="table", help="output format")
+    p.add_argument("--batch", type=int, default=1, help="batch size for the training-memory estimate")
+    p.add_argument("--lang", default=None, help="language of the explanations: en or pt (default: from LANG)")
+    p.add_argument("--width", type=int, default=None, help="table width in characters (default: terminal)")
+    p.set_defaults(func=run_summary)
+
+    c = sub.add_parser(
+        "check", formatter_class=fmt, help="validate specs: list every problem (exit 2) or say they are fine",
+        description="Validate one or more specs before anything runs; every problem is listed with its layer "
+        "index and YAML line.",
+    )
+    c.add_argument("nets", metavar="NET", nargs="+", help="spec files or bundled names")
+    c.add_argument("--lang", default=None, help="language of the messages: en or pt")
+    c.set_defaults(func=run_check)
+
+    m = sub.add_parser("models", formatter_class=fmt, help="list the bundled classic networks with their counts")
+    m.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    m.add_argument("--lang", default=None, help="language: en or pt")
+    m.set_defaults(func=run_models)
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    from cnnlab.analysis import analyze
+    from cnnlab.i18n import resolve_lang
+    from cnnlab.render import print_rich, render
+
+    if args.batch < 1:
+        from cnnlab.errors import CnnlabError
+
+        raise CnnlabError(f"--batch must be a positive integer; received {args.batch}")
+    a = analyze(args.net, batch=args.batch, lang=resolve_lang(args.lang))
+    if args.format == "table":
+        from rich.console import Console
+
+        print_rich(a, Console(width=args.width) if args.width else None)
+    else:
+        sys.stdout.write(render(a, args.format))
+        if args.format == "json":
+            sys.stdout.write("\n")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from cnnlab.analysis import analyze
+    from cnnlab.analysis_layers import num
+    from cnnlab.errors import CnnlabError
+    from cnnlab.i18n import resolve_lang, tr
+
+    lang = resolve_lang(args.lang)
+    failed = 0
+    for net in args.nets:
+        try:
+            a = analyze(net, lang=lang)
+        except CnnlabError as exc:
+            failed += 1
+            print(f"{tr('analysis.check.fail', lang, net=net)}\n{exc}", file=sys.stderr)
+            continue
+        print(tr("analysis.check.ok", lang, net=net, layers=len(a.layers), params=num(a.total_params, lang),
+                 shape=a.output_shape))
+        for w in a.warnings:
+            print("  " + tr("analysis.warning", lang, text=w))
+    return 2 if failed else 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    import json
+
+    from cnnlab import zoo
+    from cnnlab.analysis import analyze
+    from cnnlab.analysis_layers import num
+    from cnnlab.i18n import resolve_lang, tr
+    from cnnlab.render import human_count
+
+    lang = resolve_lang(args.lang)
+    rows: list[dict[str, Any]] = []
+    for entry in zoo.list_models():
+        a = analyze(entry.name, lang=lang)
+        rows.append({"name": entry.name, "input": list(a.input_shape), "params": a.total_params,
+                     "trainable_params": a.trainable_params, "macs": a.total_macs, "description": entry.description})
+    if args.format == "json":
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=tr("analysis.models.title", lang))
+    for col, justify in (("name", "left"), ("input", "right"), ("params", "right"), ("trainable", "right"),
+                         ("MACs", "right"), ("description", "left")):
+        table.add_column(tr(f"analysis.models.{col.lower()}", lang), justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(r["name"], "×".join(map(str, r["input"])), num(r["params"], lang),
+                      num(r["trainable_params"], lang), human_count(r["macs"]), r["description"])
+    Console().print(table)
+    return 0

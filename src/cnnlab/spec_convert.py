@@ -1,0 +1,159 @@
+"""Value converters for spec keys: each turns a YAML value into a typed value or raises ``Bad``.
+
+``Bad``'s message says what is allowed; the parser adds where and what was received.
+
+>>> pair(3)
+(3, 3)
+>>> padding("SAME")
+'same'
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from cnnlab.errors import did_you_mean
+from cnnlab.spec import (
+    LRN,
+    Act,
+    Activation,
+    BatchNorm,
+    Conv,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalPool,
+    Output,
+    OutputKind,
+    PadMode,
+    Pool,
+    PoolKind,
+    Residual,
+    Shortcut,
+)
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+class Bad(ValueError):
+    """A key's value has the wrong type or range; the message says what is allowed."""
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def pos_int(v: Any) -> int:
+    if not _is_int(v) or v <= 0:
+        raise Bad("must be a positive integer")
+    return int(v)
+
+
+def pair(v: Any, minimum: int = 1) -> tuple[int, int]:
+    what = "a positive integer" if minimum == 1 else "an integer ≥ 0"
+    if _is_int(v) and v >= minimum:
+        return (int(v), int(v))
+    if isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x >= minimum for x in v):
+        return (int(v[0]), int(v[1]))
+    raise Bad(f"must be {what} or a list [height, width] of them")
+
+
+def optional_pair(v: Any) -> tuple[int, int] | None:
+    return None if v is None else pair(v)
+
+
+def padding(v: Any) -> PadMode | tuple[int, int]:
+    if isinstance(v, str):
+        try:
+            return PadMode(v.strip().lower())
+        except ValueError:
+            raise Bad(f"must be 'same', 'valid', an integer ≥ 0 or [ph, pw]{did_you_mean(v, ['same', 'valid'])}") from None
+    try:
+        return pair(v, minimum=0)
+    except Bad:
+        raise Bad("must be 'same', 'valid', an integer ≥ 0 or [ph, pw]") from None
+
+
+def boolean(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise Bad("must be true or false")
+    return v
+
+
+def rate(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+        raise Bad("must be a number in [0, 1)")
+    return float(v)
+
+
+def pos_float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+        raise Bad("must be a positive number")
+    return float(v)
+
+
+def nonneg_float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+        raise Bad("must be a number ≥ 0")
+    return float(v)
+
+
+def choice(enum_cls: type[E]) -> Callable[[Any], E]:
+    """Converter for a string option: case-insensitive, ``null`` means ``none`` where allowed."""
+    options = [e.value for e in enum_cls]
+
+    def convert(v: Any) -> E:
+        if v is None and "none" in options:
+            v = "none"
+        if isinstance(v, str):
+            text = v.strip().lower().replace("-", "_")
+            for member in enum_cls:
+                if member.value == text:
+                    return member
+        hint = did_you_mean(str(v), options)
+        raise Bad(f"must be one of {', '.join(options)}{hint}")
+
+    return convert
+
+
+def connections(v: Any) -> tuple[tuple[int, ...], ...]:
+    """A connection table: for each output map, the list of input-map indices it reads."""
+    msg = "must be a list with, for each filter, a non-empty list of input-map indices (0-based), e.g. [[0, 1, 2], [1, 2, 3]]"
+    if not isinstance(v, list) or not v:
+        raise Bad(msg)
+    table = []
+    for row in v:
+        if not isinstance(row, list) or not row or not all(_is_int(x) and x >= 0 for x in row):
+            raise Bad(msg)
+        if len(set(row)) != len(row):
+            raise Bad(f"lists an input map twice in {row}")
+        table.append(tuple(int(x) for x in row))
+    return tuple(table)
+
+
+def branch(v: Any) -> Any:
+    """The residual branch; parsed recursively by the parser."""
+    return v
+
+
+CONVERTERS: dict[type, dict[str, Callable[[Any], Any]]] = {
+    Conv: {
+        "filters": pos_int, "kernel": pair, "stride": pair, "padding": padding, "dilation": pair,
+        "groups": pos_int, "bias": boolean, "activation": choice(Act), "connections": connections,
+    },
+    Pool: {
+        "kind": choice(PoolKind), "size": pair, "stride": optional_pair, "padding": padding,
+        "ceil": boolean, "trainable": boolean, "activation": choice(Act),
+    },
+    GlobalPool: {"kind": choice(PoolKind)},
+    BatchNorm: {"activation": choice(Act)},
+    Dropout: {"rate": rate},
+    Flatten: {},
+    Dense: {"units": pos_int, "activation": choice(Act), "bias": boolean},
+    Output: {"classes": pos_int, "bias": boolean, "kind": choice(OutputKind), "trainable": boolean},
+    Activation: {"kind": choice(Act), "slope": nonneg_float},
+    LRN: {"size": pos_int, "alpha": nonneg_float, "beta": nonneg_float, "k": nonneg_float},
+    Residual: {"layers": branch, "shortcut": choice(Shortcut), "activation": choice(Act)},
+}
