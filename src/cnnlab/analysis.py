@@ -160,8 +160,8 @@ def _shortcut(layer: Residual, x: In, out: Shape, stride: tuple[int, int], cx: C
     if (k, oh, ow) != tuple(out):
         cx.problems.append(tr("analysis.err.shortcut", cx.lang, where=x.where, a=x.shape, b=out, s=stride[0]))
     row = LayerAnalysis(
-        index=x.index, path=f"{x.path}.shortcut", kind="shortcut",
-        title=f"shortcut conv 1×1, stride {stride[0]}, {c}→{k} + batchnorm", input_shape=x.shape,
+        index=x.index, path=f"{x.path}.s", kind="shortcut",
+        title=f"shortcut 1×1 conv+bn, stride {stride[0]}, {c}→{k}", input_shape=x.shape,
         output_shape=(k, oh, ow), depth=x.path.count(".") + 1,
     )
     row.weights, row.biases = c * k + k, k

@@ -11,11 +11,13 @@ import csv
 import enum
 import io
 import json
-from typing import Any
+import sys
+from typing import TextIO
 
 from cnnlab.analysis_layers import num
 from cnnlab.analysis_types import Analysis, LayerAnalysis
 from cnnlab.i18n import tr
+from cnnlab.render_text import draw_table, paint, terminal_width, use_color
 
 
 class Format(str, enum.Enum):
@@ -52,18 +54,23 @@ def rf_text(row: LayerAnalysis) -> str:
     return f"{rf.size[0]}×{rf.size[1]}"
 
 
-def human_count(n: int) -> str:
+def human_count(n: int, lang: str = "en") -> str:
+    """``1.81 G`` (en) / ``1,81 G`` (pt)."""
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= scale:
-            return f"{n / scale:.2f} {unit}"
+            return _decimal(f"{n / scale:.2f} {unit}", lang)
     return str(n)
 
 
-def human_bytes(n: int) -> str:
+def human_bytes(n: int, lang: str = "en") -> str:
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= scale:
-            return f"{n / scale:.1f} {unit}"
+            return _decimal(f"{n / scale:.1f} {unit}", lang)
     return f"{n} B"
+
+
+def _decimal(text: str, lang: str) -> str:
+    return text.replace(".", ",") if lang == "pt" else text
 
 
 def explanation(row: LayerAnalysis) -> str:
@@ -80,77 +87,57 @@ def totals_lines(a: Analysis) -> list[tuple[str, str]]:
             trainable=num(a.trainable_params, lang), frozen=num(a.non_trainable_params, lang))),
         (tr("analysis.total.buffers", lang), tr("analysis.total.buffers_value", lang, n=num(a.total_buffers, lang))),
         (tr("analysis.total.weights", lang),
-         tr("analysis.total.weights_value", lang, size=human_bytes(a.weight_bytes), n=num(a.weight_bytes, lang))),
+         tr("analysis.total.weights_value", lang, size=human_bytes(a.weight_bytes, lang), n=num(a.weight_bytes, lang))),
         (tr("analysis.total.macs", lang),
-         tr("analysis.total.macs_value", lang, macs=human_count(a.total_macs), flops=human_count(a.flops),
+         tr("analysis.total.macs_value", lang, macs=human_count(a.total_macs, lang), flops=human_count(a.flops, lang),
             n=num(a.total_macs, lang))),
     ]
     if a.memory is not None:
         m = a.memory
         out.append((
             tr("analysis.total.memory", lang, batch=m.batch),
-            tr("analysis.total.memory_value", lang, total=human_bytes(m.total), w=human_bytes(m.weights),
-               g=human_bytes(m.gradients), o=human_bytes(m.optimizer), act=human_bytes(m.activations)),
+            tr("analysis.total.memory_value", lang, total=human_bytes(m.total, lang), w=human_bytes(m.weights, lang),
+               g=human_bytes(m.gradients, lang), o=human_bytes(m.optimizer, lang),
+               act=human_bytes(m.activations, lang)),
         ))
     return out
 
 
-def rich_renderables(a: Analysis) -> list[Any]:
-    """The rich objects for the terminal: title, layer table, totals, warnings."""
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
-
+def layer_rows(a: Analysis) -> list[list[str]]:
+    """The table's cells, one list per row (residual children indented under their block)."""
     lang = a.lang
-    table = Table(
-        title=tr("analysis.table.title", lang, name=a.name, shape=shape_text(a.input_shape)),
-        box=box.SIMPLE_HEAVY, header_style="bold", show_lines=False, expand=False,
-    )
-    table.add_column("#", justify="right", style="dim", no_wrap=True)
-    table.add_column(tr("analysis.col.layer", lang), style="bold cyan", no_wrap=False, max_width=30)
-    table.add_column(tr("analysis.col.output", lang), justify="right", no_wrap=True)
-    table.add_column(tr("analysis.col.params", lang), justify="right", style="green", no_wrap=True)
-    table.add_column(tr("analysis.col.how", lang), ratio=1, min_width=40)
-    table.add_column("MACs", justify="right", style="magenta", no_wrap=True)
-    table.add_column("RF", justify="right", style="yellow", no_wrap=True)
+    rows = []
     for row in a.walk():
         indent = "  " * row.depth
-        how = Text(row.formula)
-        for extra in (row.shape_formula, *row.notes):
-            if extra:
-                how.append("\n" + extra, style="dim")
-        table.add_row(
+        rows.append([
             indent + row.path, indent + row.title, shape_text(row.output_shape),
-            num(row.params, lang) if row.params else "—", how,
-            human_count(row.macs) if row.macs else "—", rf_text(row),
-        )
-    totals = Table.grid(padding=(0, 2))
-    totals.add_column(style="bold")
-    totals.add_column()
-    for label, value in totals_lines(a):
-        totals.add_row(label, value)
-    items: list[Any] = [table, totals]
+            num(row.params, lang) if row.params else "—", human_count(row.macs, lang) if row.macs else "—",
+            rf_text(row) or "—", explanation(row),
+        ])
+    return rows
+
+
+def render_text(a: Analysis, width: int | None = None, color: bool = False) -> str:
+    """The summary table, totals and warnings as text (``width=None``: formulas never wrap)."""
+    lang = a.lang
+    headers = ["#", tr("analysis.col.layer", lang), tr("analysis.col.output", lang), tr("analysis.col.params", lang),
+               "MACs", "RF", tr("analysis.col.how", lang)]
+    title = tr("analysis.table.title", lang, name=a.name, shape=shape_text(a.input_shape))
+    table = draw_table(headers, layer_rows(a), align="rlrrrrl",
+                       styles=["dim", "cyan", None, "green", "magenta", "yellow", None], width=width, color=color)
+    lines = [paint(title, "bold", color), "", table, ""]
+    totals = totals_lines(a)
+    pad = max(len(label) for label, _ in totals)
+    lines.extend(f"{paint(label.ljust(pad), 'bold', color)}  {value}" for label, value in totals)
     for w in a.warnings:
-        items.append(Text(tr("analysis.warning", lang, text=w), style="yellow"))
-    return items
+        lines.append(paint(tr("analysis.warning", lang, text=w), "yellow", color))
+    return "\n".join(lines) + "\n"
 
 
-def print_rich(a: Analysis, console: Any = None) -> None:
-    from rich.console import Console
-
-    console = console or Console()
-    for item in rich_renderables(a):
-        console.print(item)
-
-
-def render_text(a: Analysis, width: int | None = None) -> str:
-    """The rich table as plain text (no colours), for files, doctests and ``print(analysis)``."""
-    from rich.console import Console
-
-    console = Console(file=io.StringIO(), width=width or 160, color_system=None, force_terminal=False,
-                      record=True)
-    print_rich(a, console)
-    return console.export_text()
+def print_summary(a: Analysis, stream: TextIO | None = None, width: int | None = None) -> None:
+    """Write the table to ``stream`` (stdout): coloured and wrapped to the terminal when it is one."""
+    stream = stream or sys.stdout
+    stream.write(render_text(a, width=width or terminal_width(stream), color=use_color(stream)))
 
 
 def render_markdown(a: Analysis) -> str:

@@ -51,7 +51,7 @@ def register(sub: Any) -> None:
 def run_summary(args: argparse.Namespace) -> int:
     from cnnlab.analysis import analyze
     from cnnlab.i18n import resolve_lang
-    from cnnlab.render import print_rich, render
+    from cnnlab.render import print_summary, render
 
     if args.batch < 1:
         from cnnlab.errors import CnnlabError
@@ -59,9 +59,7 @@ def run_summary(args: argparse.Namespace) -> int:
         raise CnnlabError(f"--batch must be a positive integer; received {args.batch}")
     a = analyze(args.net, batch=args.batch, lang=resolve_lang(args.lang))
     if args.format == "table":
-        from rich.console import Console
-
-        print_rich(a, Console(width=args.width) if args.width else None)
+        print_summary(a, width=args.width)
     else:
         sys.stdout.write(render(a, args.format))
         if args.format == "json":
@@ -109,15 +107,13 @@ def run_models(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
-    from rich.console import Console
-    from rich.table import Table
+    from cnnlab.render_text import draw_table, paint, terminal_width, use_color
 
-    table = Table(title=tr("analysis.models.title", lang))
-    for col, justify in (("name", "left"), ("input", "right"), ("params", "right"), ("trainable", "right"),
-                         ("MACs", "right"), ("description", "left")):
-        table.add_column(tr(f"analysis.models.{col.lower()}", lang), justify=justify)  # type: ignore[arg-type]
-    for r in rows:
-        table.add_row(r["name"], "×".join(map(str, r["input"])), num(r["params"], lang),
-                      num(r["trainable_params"], lang), human_count(r["macs"]), r["description"])
-    Console().print(table)
+    color = use_color()
+    headers = [tr(f"analysis.models.{c}", lang) for c in ("name", "input", "params", "trainable", "macs", "description")]
+    cells = [[r["name"], "×".join(map(str, r["input"])), num(r["params"], lang), num(r["trainable_params"], lang),
+              human_count(r["macs"], lang), r["description"]] for r in rows]
+    print(paint(tr("analysis.models.title", lang), "bold", color) + "\n")
+    print(draw_table(headers, cells, align="lrrrrl", styles=["cyan", None, "green", "green", "magenta", None],
+                     width=terminal_width(), color=color))
     return 0
