@@ -69,7 +69,7 @@ def draw_table(
     out = ["  ".join(paint(_fit(h, widths[j], align[j]), "bold", color) for j, h in enumerate(headers)).rstrip(),
            paint("━" * total, "dim", color)]
     for row in cells:
-        last = []
+        last: list[tuple[str, bool]] = []
         for k, line in enumerate(row[-1]):
             wrapped = textwrap.wrap(line, widths[-1], subsequent_indent="  ") if width is not None else [line]
             last.extend((text, k > 0) for text in (wrapped or [""]))
