@@ -55,7 +55,8 @@ def load_data(source: str | os.PathLike[str], input_shape: tuple[int, int, int] 
         mean=mean, std=std, input_shape=shape, resize=policy.value, skipped=list(raw.skipped),
         description=raw.description, source=raw.source, warnings=list(raw.warnings),
     )
-    bundle.warnings += class_warnings(bundle)
+    bundle.duplicates = find_duplicates(splits)
+    bundle.warnings += class_warnings(bundle) + duplicate_warning(bundle.duplicates)
     return bundle
 
 
@@ -145,7 +146,28 @@ def assign_splits(raw: RawData, *, val_split: float, test_split: float, seed: in
 def _take(split: RawSplit, index: np.ndarray) -> RawSplit:
     if len(index) == len(split.labels):
         return split
-    return RawSplit(split.images[index], split.labels[index], [split.sources[i] for i in index.tolist()])
+    rows = index.tolist()
+    hashes = [split.hashes[i] for i in rows] if split.hashes else None
+    return RawSplit(split.images[index], split.labels[index], [split.sources[i] for i in rows], hashes)
+
+
+def find_duplicates(splits: dict[str, RawSplit]) -> list[list[tuple[str, str]]]:
+    """Groups of ``(split, source)`` with the same file content that span two or more splits."""
+    seen: dict[str, list[tuple[str, str]]] = {}
+    for name, split in splits.items():
+        for h, src in zip(split.hashes or [], split.sources, strict=False):
+            if h:
+                seen.setdefault(h, []).append((name, src))
+    return [group for group in seen.values() if len({s for s, _ in group}) > 1]
+
+
+def duplicate_warning(groups: list[list[tuple[str, str]]]) -> list[str]:
+    if not groups:
+        return []
+    first = groups[0]
+    example = " = ".join(f"{s}:{p}" for s, p in first[:2])
+    return [f"{len(groups)} image(s) appear in more than one split with identical content (e.g. {example}); "
+            "remove them from one split, or validation accuracy is inflated"]
 
 
 def _to_imageset(split: RawSplit, classes: list[str], shape: tuple[int, int, int], policy: Resize, shaped: bool) -> ImageSet:

@@ -23,7 +23,7 @@ from cnnlab.data.ingest import Decoded
 from cnnlab.data.named import data_home
 from cnnlab.utils.io import atomic_path, atomic_write_text
 
-DECODER_VERSION = 1
+DECODER_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -74,14 +74,15 @@ def _read(folder: Path, key: str, shape: tuple[int, int, int]) -> Decoded | None
     if images.dtype != np.uint8 or tuple(images.shape[1:]) != tuple(shape) or len(images) != len(ok):
         return None
     skipped = [(str(p), str(r)) for p, r in meta.get("skipped", [])]
-    return Decoded(images, ok, skipped)
+    return Decoded(images, ok, skipped, [str(h) for h in meta.get("hashes", [])])
 
 
 def _write(folder: Path, key: str, result: Decoded, total: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / f"{key}.npy") as tmp, open(tmp, "wb") as fh:
         np.save(fh, np.ascontiguousarray(result.images))
-    meta = {"total": total, "ok": result.ok.tolist(), "skipped": [list(s) for s in result.skipped]}
+    meta = {"total": total, "ok": result.ok.tolist(), "skipped": [list(s) for s in result.skipped],
+            "hashes": result.hashes}
     atomic_write_text(folder / f"{key}.json", json.dumps(meta))
 
 

@@ -16,8 +16,12 @@ with the path and the reason.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +36,7 @@ IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm"}
 )
 _BACKGROUND = 255  # alpha is composited on white
+DRAFT_ABOVE = 16_000_000  # JPEGs above 16 megapixels decode at a reduced DCT scale (memory, time)
 
 
 def load_image(path: str | os.PathLike[str], input_shape: tuple[int, int, int], resize: str | Resize = "crop") -> np.ndarray:
@@ -40,10 +45,21 @@ def load_image(path: str | os.PathLike[str], input_shape: tuple[int, int, int], 
     Raises :class:`DataError` (``cannot read image 'PATH': REASON``) for anything unreadable.
     """
     policy = Resize.parse(resize)
+    shape = _check_channels(input_shape)
+    img = open_image(path, target=(shape[2], shape[1]))
+    return shape_image(img, shape, policy)
+
+
+def _check_channels(input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
     channels, height, width = (int(v) for v in input_shape)
     if channels not in (1, 3):
         raise DataError(f"input has {channels} channels; images can be read as 1 (grayscale) or 3 (RGB) channels")
-    img = open_image(path)
+    return channels, height, width
+
+
+def shape_image(img: Image.Image, shape: tuple[int, int, int], policy: Resize) -> np.ndarray:
+    """Mode-convert and resize a decoded image to uint8 ``shape`` = (C, H, W)."""
+    channels, height, width = shape
     try:
         img = to_mode(img, "L" if channels == 1 else "RGB")
         img = fit(img, (width, height), policy)
@@ -55,25 +71,44 @@ def load_image(path: str | os.PathLike[str], input_shape: tuple[int, int, int], 
     return np.ascontiguousarray(arr.transpose(2, 0, 1))  # (H, W, 3) -> (3, H, W)
 
 
-def open_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Open and fully decode ``path`` with EXIF orientation applied; ``DataError`` on any failure."""
+def read_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of an image file; ``DataError`` for a missing, folder or empty path."""
     p = Path(path)
     reason = _precheck(p)
     if reason:
         raise DataError(f"cannot read image '{p}': {reason}")
     try:
+        return p.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read image '{p}': {exc.strerror or exc}") from None
+
+
+def open_image(path: str | os.PathLike[str], *, target: tuple[int, int] | None = None) -> Image.Image:
+    """Open and fully decode ``path`` with EXIF orientation applied; ``DataError`` on any failure."""
+    return open_bytes(read_file(path), Path(path), target=target)
+
+
+def open_bytes(data: bytes, p: Path, *, target: tuple[int, int] | None = None) -> Image.Image:
+    """Decode ``data`` (the bytes of ``p``); ``target`` (W, H) lets huge JPEGs decode at reduced scale."""
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(p)
-            _check_pixels(img)
+            img = Image.open(io.BytesIO(data))
+            _check_pixels(img, p)
+            if target is not None and img.format == "JPEG" and img.size[0] * img.size[1] > DRAFT_ABOVE:
+                img.draft(img.mode, (2 * target[0], 2 * target[1]))  # DCT scaling, still >= 2x the target
             img.load()
+            fmt = img.format
             img = ImageOps.exif_transpose(img) or img
+            img.format = fmt  # exif_transpose returns a copy without it
     except DataError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"cannot read image '{p}': refused as a decompression bomb ({exc})") from None
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = int(found.group(1)) if found else 0
+        raise DataError(f"cannot read image '{p}': {_bomb_reason(pixels)}") from None
     except UnidentifiedImageError:
-        raise DataError(f"cannot read image '{p}': {_identify_failure(p)}") from None
+        raise DataError(f"cannot read image '{p}': {_identify_failure(p, data)}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DataError(f"cannot read image '{p}': truncated or corrupt image data ({_short(exc)})") from None
     except Exception as exc:  # any other decoder failure is still a bad file, not a crash
@@ -92,17 +127,20 @@ def _precheck(p: Path) -> str:
     return ""
 
 
-def _check_pixels(img: Image.Image) -> None:
+def _check_pixels(img: Image.Image, p: Path) -> None:
     w, h = img.size
     if w * h > MAX_PIXELS:
-        raise DataError(
-            f"cannot read image '{img.filename}': refused as a decompression bomb: {w}x{h} = "
-            f"{w * h / 1e6:.0f} megapixels is over the limit of {MAX_PIXELS / 1e6:.0f}; shrink the image first"
-        )
+        raise DataError(f"cannot read image '{p}': {_bomb_reason(w * h, f'{w}x{h} = ')}")
 
 
-def _identify_failure(p: Path) -> str:
-    head = p.read_bytes()[:512]
+def _bomb_reason(pixels: int, dims: str = "") -> str:
+    size = f"{dims}{pixels:,} pixels" if pixels else "its pixel count"
+    return (f"refused as a possible decompression bomb: {size} is over the limit of {MAX_PIXELS:,} "
+            f"({MAX_PIXELS / 1e6:.0f} megapixels); shrink the image first")
+
+
+def _identify_failure(p: Path, data: bytes) -> str:
+    head = data[:512]
     if head and all(b in b"\t\n\r" or 32 <= b < 127 for b in head):
         return f"not an image: the file holds text (starts with {head[:24]!r})"
     ext = p.suffix.lower()
@@ -168,15 +206,55 @@ def fit(img: Image.Image, size: tuple[int, int], policy: Resize) -> Image.Image:
     return canvas
 
 
-def decode_or_reason(path: str, input_shape: tuple[int, int, int], resize: str) -> tuple[np.ndarray | None, str]:
-    """Worker entry: ``(array, "")`` on success, ``(None, reason)`` for an unreadable file."""
+def digest(data: bytes) -> str:
+    """Content hash used to find the same image in two splits."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def decode_or_reason(path: str, input_shape: tuple[int, int, int], resize: str) -> tuple[np.ndarray | None, str, str]:
+    """Worker entry: ``(array, "", digest)`` on success, ``(None, reason, digest)`` for a bad file."""
+    data_hash = ""
     try:
-        return load_image(path, input_shape, resize), ""
+        data = read_file(path)
+        data_hash = digest(data)
+        shape = _check_channels(input_shape)
+        img = open_bytes(data, Path(path), target=(shape[2], shape[1]))
+        return shape_image(img, shape, Resize.parse(resize)), "", data_hash
     except DataError as exc:
-        text = str(exc)
-        prefix = f"cannot read image '{path}': "
-        return None, text[len(prefix):] if text.startswith(prefix) else text
+        return None, _strip_prefix(str(exc), path), data_hash
     except MemoryError:
-        return None, "out of memory while decoding (image too large)"
+        return None, "out of memory while decoding (image too large)", data_hash
     except (OSError, ValueError) as exc:  # a decoder error raised after open (during convert/resize)
-        return None, f"decoder failed while converting ({type(exc).__name__}: {_short(exc)})"
+        return None, f"decoder failed while converting ({type(exc).__name__}: {_short(exc)})", data_hash
+
+
+def _strip_prefix(text: str, path: str) -> str:
+    prefix = f"cannot read image '{Path(path)}': "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What ``cnnlab data`` reports per file: size, mode, format, content hash, or why it failed."""
+
+    width: int = 0
+    height: int = 0
+    mode: str = ""
+    format: str = ""
+    digest: str = ""
+    reason: str = ""
+
+
+def probe(path: str) -> Probe:
+    """Fully decode ``path`` (to find truncation) and describe it; never raises for a bad file."""
+    data_hash = ""
+    try:
+        data = read_file(path)
+        data_hash = digest(data)
+        img = open_bytes(data, Path(path))
+        with img:
+            return Probe(img.size[0], img.size[1], img.mode, str(img.format or Path(path).suffix), data_hash)
+    except DataError as exc:
+        return Probe(digest=data_hash, reason=_strip_prefix(str(exc), path))
+    except MemoryError:
+        return Probe(digest=data_hash, reason="out of memory while decoding (image too large)")

@@ -29,7 +29,8 @@ def files_to_raw(entries: dict[str, list[tuple[str, str]]], classes: list[str], 
         rows = np.flatnonzero(owner[decoded.ok] == k)  # rows of decoded.images in this split
         picked = decoded.ok[rows]  # positions in `paths`
         images = _rows(decoded.images, rows)
-        splits[split] = RawSplit(images, labels[picked], [paths[i] for i in picked.tolist()])
+        hashes = [decoded.hashes[i] for i in picked.tolist()] if decoded.hashes else None
+        splits[split] = RawSplit(images, labels[picked], [paths[i] for i in picked.tolist()], hashes)
     return splits, decoded.skipped
 
 

@@ -1,8 +1,8 @@
-"""Decode many image files into one uint8 ``(N, C, H, W)`` array, in parallel on all cores.
+"""Decode (or probe) many image files in parallel on all cores, with a progress bar.
 
-Files are cut into chunks; worker processes (forkserver on Linux: no torch in them) decode a
-chunk with :func:`cnnlab.data.decode.decode_or_reason` and send back a uint8 block. Unreadable
-files come back as ``(path, reason)`` and are left out of the array.
+Files are cut into chunks; worker processes (forkserver on Linux, so no torch in them) run the
+chunk and send back compact results: for decoding a uint8 block ``(n, C, H, W)``, the content
+hashes and the reasons of the files that failed. Unreadable files are left out of the array.
 """
 
 from __future__ import annotations
@@ -10,38 +10,51 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import sys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 
-from cnnlab.data.decode import decode_or_reason
+from cnnlab.data.decode import Probe, decode_or_reason, probe
 from cnnlab.data.progress import ProgressFn, make_progress
 
-_SERIAL_BELOW = 64  # fewer files than this are decoded in-process (no pool start-up)
+SERIAL_BELOW = 64  # fewer files than this are handled in-process (no pool start-up)
+T = TypeVar("T")
 
 
 @dataclass
 class Decoded:
-    """The rows that decoded (``ok`` = positions in the input list) and the files that did not."""
+    """Rows that decoded (``ok`` = positions in the input list), files that did not, content hashes."""
 
     images: np.ndarray
     ok: np.ndarray
     skipped: list[tuple[str, str]]
+    hashes: list[str] = field(default_factory=list)  # one per input path ("" when unreadable)
 
 
-def _decode_chunk(paths: list[str], shape: tuple[int, int, int], resize: str) -> tuple[np.ndarray, list[int], list[tuple[int, str]]]:
+ChunkResult = tuple[np.ndarray, list[int], list[tuple[int, str]], list[str]]
+
+
+def _decode_chunk(paths: list[str], shape: tuple[int, int, int], resize: str) -> ChunkResult:
     block = np.empty((len(paths), *shape), np.uint8)
     good: list[int] = []
     bad: list[tuple[int, str]] = []
+    hashes: list[str] = []
     for i, path in enumerate(paths):
-        arr, reason = decode_or_reason(path, shape, resize)
+        arr, reason, digest = decode_or_reason(path, shape, resize)
+        hashes.append(digest)
         if arr is None:
             bad.append((i, reason))
         else:
             block[len(good)] = arr
             good.append(i)
-    return block[: len(good)], good, bad
+    return block[: len(good)], good, bad, hashes
+
+
+def _probe_chunk(paths: list[str]) -> list[Probe]:
+    return [probe(p) for p in paths]
 
 
 def workers_available() -> int:
@@ -52,6 +65,31 @@ def workers_available() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def run_chunks(fn: Callable[..., T], paths: list[str], args: tuple[Any, ...], take: Callable[[int, T], int], *,
+               workers: int | None, progress: bool | ProgressFn | None, label: str) -> None:
+    """Call ``fn(chunk, *args)`` over chunks of ``paths`` (in a pool unless small); ``take`` gets results in order."""
+    n = len(paths)
+    workers = workers_available() if workers is None else max(1, workers)
+    chunk = max(8, min(64, n // (workers * 8) or 8))
+    starts = list(range(0, n, chunk))
+    bar = make_progress(progress, n, label)
+    done = 0
+    try:
+        if workers == 1 or n < SERIAL_BELOW:
+            for s in starts:
+                done += take(s, fn(paths[s:s + chunk], *args))
+                bar.update(done)
+        else:
+            ctx = mp.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                futures = [(s, pool.submit(fn, paths[s:s + chunk], *args)) for s in starts]
+                for s, fut in futures:
+                    done += take(s, fut.result())
+                    bar.update(done)
+    finally:
+        bar.close()
+
+
 def decode_files(paths: list[str], shape: tuple[int, int, int], resize: str, *,
                  workers: int | None = None, progress: bool | ProgressFn | None = True) -> Decoded:
     """Decode ``paths`` to ``shape``; ``workers=None`` uses every core, 1 decodes in-process."""
@@ -59,34 +97,30 @@ def decode_files(paths: list[str], shape: tuple[int, int, int], resize: str, *,
     out = np.empty((n, *shape), np.uint8)
     ok = np.zeros(n, bool)
     skipped: list[tuple[str, str]] = []
-    workers = workers_available() if workers is None else max(1, workers)
-    chunk = max(8, min(64, n // (workers * 8) or 8))
-    starts = list(range(0, n, chunk))
-    bar = make_progress(progress, n, "decoding images")
-    done = 0
+    hashes = [""] * n
 
-    def take(start: int, result: tuple[np.ndarray, list[int], list[tuple[int, str]]]) -> None:
-        nonlocal done
-        block, good, bad = result
+    def take(start: int, result: ChunkResult) -> int:
+        block, good, bad, digests = result
         rows = np.asarray(good, np.int64) + start
         out[rows] = block
         ok[rows] = True
         skipped.extend((paths[start + i], reason) for i, reason in bad)
-        done += len(good) + len(bad)
-        bar.update(done)
+        hashes[start:start + len(digests)] = digests
+        return len(digests)
 
-    try:
-        if workers == 1 or n < _SERIAL_BELOW:
-            for s in starts:
-                take(s, _decode_chunk(paths[s:s + chunk], shape, resize))
-        else:
-            ctx = mp.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures = [(s, pool.submit(_decode_chunk, paths[s:s + chunk], shape, resize)) for s in starts]
-                for s, fut in futures:
-                    take(s, fut.result())
-    finally:
-        bar.close()
+    run_chunks(_decode_chunk, paths, (shape, resize), take, workers=workers, progress=progress, label="decoding images")
     index = np.flatnonzero(ok)
     images = out if len(index) == n else out[index]
-    return Decoded(images, index, sorted(skipped))
+    return Decoded(images, index, sorted(skipped), hashes)
+
+
+def probe_files(paths: list[str], *, workers: int | None = None, progress: bool | ProgressFn | None = True) -> list[Probe]:
+    """:func:`cnnlab.data.decode.probe` of every path, in parallel."""
+    results: list[Probe] = [Probe()] * len(paths)
+
+    def take(start: int, probes: list[Probe]) -> int:
+        results[start:start + len(probes)] = probes
+        return len(probes)
+
+    run_chunks(_probe_chunk, paths, (), take, workers=workers, progress=progress, label="checking images")
+    return results

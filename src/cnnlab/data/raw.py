@@ -18,6 +18,7 @@ class RawSplit:
     images: np.ndarray
     labels: np.ndarray
     sources: list[str]
+    hashes: list[str] | None = None  # content hash per row (file sources), for duplicate checks
 
 
 @dataclass

@@ -99,6 +99,7 @@ class DataBundle:
     description: str = ""
     source: str = ""
     warnings: list[str] = field(default_factory=list)
+    duplicates: list[list[tuple[str, str]]] = field(default_factory=list)  # same content in 2+ splits
 
     def splits(self) -> dict[str, ImageSet]:
         """The non-empty splits by name (``train``, ``val``, ``test``)."""
