@@ -1,0 +1,159 @@
+"""Property test: for hundreds of random specs, the analysis equals what PyTorch actually builds.
+
+Shapes come from a real forward pass through ``model.layers[i]``; counts from ``p.numel()``.
+Specs PyTorch cannot run must be rejected by the analysis (and vice versa): any spec the analysis
+accepts must build and run. Run: .venv/bin/pytest tests/test_analysis_property.py
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from cnnlab.analysis import analyze
+from cnnlab.errors import SpecError
+from cnnlab.model import build
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: one intra-op thread is faster than two fighting over a shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+ACTS = ["relu", "leaky_relu", "tanh", "sigmoid", "gelu", "none"]
+
+
+@st.composite
+def paddings(draw: st.DrawFn) -> Any:
+    return draw(st.one_of(st.sampled_from(["same", "valid"]), st.integers(0, 2),
+                          st.lists(st.integers(0, 2), min_size=2, max_size=2)))
+
+
+@st.composite
+def conv_layer(draw: st.DrawFn, channels: int, force_same: bool = False) -> tuple[dict[str, Any], int]:
+    groups = draw(st.sampled_from([g for g in (1, 2, 3) if channels % g == 0]))
+    filters = groups * draw(st.integers(1, 4))
+    kernel = draw(st.one_of(st.integers(1, 5), st.lists(st.integers(1, 4), min_size=2, max_size=2)))
+    body = {
+        "filters": filters, "kernel": kernel, "stride": draw(st.integers(1, 3)),
+        "padding": "same" if force_same else draw(paddings()), "dilation": draw(st.integers(1, 2)),
+        "groups": groups, "bias": draw(st.booleans()), "activation": draw(st.sampled_from(ACTS)),
+    }
+    return {"conv": body}, filters
+
+
+@st.composite
+def pool_layer(draw: st.DrawFn) -> dict[str, Any]:
+    size = draw(st.integers(1, 3))
+    same = draw(st.booleans())
+    body: dict[str, Any] = {"kind": draw(st.sampled_from(["max", "avg"])), "size": size,
+                            "stride": draw(st.integers(1, 3))}
+    if same:
+        body["padding"] = "same"
+    else:
+        body["padding"] = draw(st.integers(0, size // 2))
+        body["ceil"] = draw(st.booleans())
+    return {"pool": body}
+
+
+@st.composite
+def residual_layer(draw: st.DrawFn, channels: int) -> tuple[dict[str, Any], int]:
+    filters = draw(st.integers(1, 6))
+    stride = draw(st.sampled_from([1, 1, 2]))
+    first = {"conv": {"filters": filters, "kernel": draw(st.sampled_from([1, 3])), "stride": stride,
+                      "padding": "same", "activation": "none"}}
+    branch = [first, "batchnorm", {"activation": "relu"},
+              {"conv": {"filters": filters, "padding": "same", "activation": "none"}}]
+    shortcut = "conv" if draw(st.booleans()) else "auto"
+    return {"residual": {"layers": branch, "shortcut": shortcut}}, filters
+
+
+@st.composite
+def specs(draw: st.DrawFn) -> dict[str, Any]:
+    channels = draw(st.integers(1, 4))
+    shape = [channels, draw(st.integers(8, 40)), draw(st.integers(8, 40))]
+    layers: list[Any] = []
+    for _ in range(draw(st.integers(0, 5))):
+        choice = draw(st.sampled_from(["conv", "conv", "pool", "batchnorm", "dropout", "activation", "lrn",
+                                       "residual"]))
+        if choice == "conv":
+            layer, channels = draw(conv_layer(channels))
+        elif choice == "residual":
+            layer, channels = draw(residual_layer(channels))
+        elif choice == "pool":
+            layer = draw(pool_layer())
+        elif choice == "batchnorm":
+            layer = {"batchnorm": draw(st.sampled_from(ACTS))}
+        elif choice == "dropout":
+            layer = {"dropout": draw(st.floats(0, 0.9))}
+        elif choice == "activation":
+            layer = {"activation": draw(st.sampled_from(ACTS))}
+        else:
+            layer = {"lrn": draw(st.integers(1, 5))}
+        layers.append(layer)
+    head = draw(st.sampled_from(["flatten", "global_pool", "implicit"]))
+    if head == "flatten":
+        layers.append("flatten")
+    elif head == "global_pool":
+        layers.append({"global_pool": draw(st.sampled_from(["avg", "max"]))})
+    for _ in range(draw(st.integers(0, 2))):
+        layers.append({"dense": {"units": draw(st.integers(1, 12)), "activation": draw(st.sampled_from(ACTS)),
+                                 "bias": draw(st.booleans())}})
+        if draw(st.booleans()):
+            layers.append("batchnorm")
+    layers.append({"output": {"classes": draw(st.integers(1, 5)), "bias": draw(st.booleans())}})
+    return {"name": "random", "input": shape, "layers": layers}
+
+
+@settings(max_examples=500, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+@given(specs())
+def test_random_specs_match_pytorch(spec: dict[str, Any]) -> None:
+    try:
+        a = analyze(spec)
+    except SpecError:
+        assume(False)
+        return
+    model = build(spec).eval()
+    shapes: list[tuple[int, ...]] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, o: shapes.append(tuple(o.shape[1:]))) for m in model.layers]
+    with torch.no_grad():
+        out = model(torch.randn(2, *spec["input"]))
+    for h in hooks:
+        h.remove()
+    assert out.shape == (2, a.num_classes)
+    assert shapes == [r.output_shape for r in a.layers]
+    assert sum(p.numel() for p in model.parameters()) == a.total_params
+    for i, row in enumerate(a.layers):
+        assert sum(p.numel() for p in model.layers[i].parameters()) == row.params
+        assert sum(b.numel() for b in model.layers[i].buffers()) == row.buffers
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(size=st.integers(1, 12), kernel=st.integers(1, 6), stride=st.integers(1, 4), pad=st.integers(0, 3),
+       dilation=st.integers(1, 3))
+def test_conv_size_rejections_agree_with_pytorch(size: int, kernel: int, stride: int, pad: int, dilation: int) -> None:
+    """The analysis rejects a conv exactly when PyTorch cannot run it."""
+    spec = {"input": [1, size, size], "layers": [{"conv": {"filters": 1, "kernel": kernel, "stride": stride,
+                                                            "padding": pad, "dilation": dilation}}, {"output": 2}]}
+    conv = torch.nn.Conv2d(1, 1, kernel, stride, pad, dilation)
+    try:
+        conv(torch.zeros(1, 1, size, size))
+        torch_ok = True
+    except RuntimeError:
+        torch_ok = False
+    try:
+        analyze(spec)
+        ours_ok = True
+    except SpecError:
+        ours_ok = False
+    assert ours_ok == torch_ok
