@@ -5,15 +5,26 @@ Nothing here trains for long or touches the real datasets.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 from cnnlab.data import ImageSet
+
+
+@pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread, and the shared CI machine is often busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @dataclass
@@ -62,8 +73,9 @@ def random_set(n: int, shape: tuple[int, int, int], classes: list[str], seed: in
     return TinySet(images, labels, list(classes), [f"img{i}.png" for i in range(n)])
 
 
-def stripes_set(n: int, size: int = 8, seed: int = 0) -> ImageSet:
-    """Two easy classes: bright left half ("left") vs bright right half ("right"), with noise."""
+def stripes_set(n: int, size: int = 8, seed: int = 0, flip: float = 0.0) -> ImageSet:
+    """Two easy classes: bright left half ("left") vs bright right half ("right"), with pixel noise;
+    a fraction ``flip`` of the labels is then flipped (so the loss cannot reach zero)."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 2, size=n).astype(np.int64)
     images = rng.integers(0, 60, size=(n, 1, size, size)).astype(np.int64)
@@ -71,4 +83,6 @@ def stripes_set(n: int, size: int = 8, seed: int = 0) -> ImageSet:
     for i, y in enumerate(labels):
         cols = slice(0, half) if y == 0 else slice(half, size)
         images[i, 0, :, cols] += 160
+    flipped = rng.random(n) < flip
+    labels[flipped] = 1 - labels[flipped]
     return TinySet(images.astype(np.uint8), labels, ["left", "right"], [f"s{i}" for i in range(n)])

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _use_helpers import FakeRun, TinySet, random_set, tiny_cnn
+from _use_helpers import FakeRun, TinySet, one_thread, random_set, tiny_cnn  # noqa: F401  (fixture)
 from cnnlab.errors import DataError
 from cnnlab.evaluate import (
     averages,
@@ -27,6 +27,8 @@ from cnnlab.evaluate import (
 # confusion (rows true): a: [2,1,1]  b: [1,2,0]  c: [1,0,2]
 TRUE = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
 PRED = np.array([0, 0, 1, 2, 1, 1, 0, 2, 2, 0])
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_confusion_matrix_matches_hand_count() -> None:

@@ -167,10 +167,11 @@ def _sweep(
 def suggest(lrs: list[float], smoothed: list[float], skip_start: int = 0) -> tuple[float | None, float | None]:
     """``(steepest, lr_at_min)`` from a recorded curve.
 
-    ``steepest`` is the lr with the most negative slope d(loss)/d(log10 lr) between the start
-    (after ``skip_start`` points, default 5 % of the curve) and the minimum; ``None`` when fewer
-    than 5 points lie before the minimum or the loss there is not at least 2 % below the start.
-    ``lr_at_min`` is ``None`` when the loss never fell below its first value.
+    ``steepest`` is the lr with the most negative slope d(loss)/d(log10 lr), measured as a central
+    difference over ``w`` points each side (``w`` = 4 % of the curve, at least 1, which tames batch
+    noise), between the start (after ``skip_start`` points, default 5 %) and ``w`` points before
+    the minimum. It is ``None`` when fewer than 3 such points exist or the loss at the minimum is
+    not at least 2 % below the start. ``lr_at_min`` is ``None`` when the loss never fell.
 
     >>> lrs = [10 ** (e / 4) for e in range(-28, 0)]
     >>> loss = [2.3 - 2.0 / (1 + math.exp(-3 * (math.log10(lr) + 3.5))) for lr in lrs]
@@ -181,17 +182,19 @@ def suggest(lrs: list[float], smoothed: list[float], skip_start: int = 0) -> tup
     if len(smoothed) < 2:
         return None, None
     s = np.asarray(smoothed, dtype=np.float64)
-    i_min = int(np.argmin(s))
-    if s[i_min] >= s[0]:
+    i_min = int(np.nanargmin(s))
+    if not s[i_min] < s[0]:
         return None, None
     lr_at_min = float(lrs[i_min])
-    skip = skip_start or max(1, len(s) // 20)
-    if i_min - skip < 5 or s[i_min] > 0.98 * s[0]:
+    w = max(1, len(s) // 25)
+    first = max(skip_start or len(s) // 20, w)
+    last = i_min - w  # inclusive
+    if last - first < 2 or s[i_min] > 0.98 * s[0]:
         return None, lr_at_min
-    x = np.log10(np.asarray(lrs[: i_min + 1], dtype=np.float64))
-    slope = np.gradient(s[: i_min + 1], x)  # d loss / d log10(lr)
-    i_steep = skip + int(np.argmin(slope[skip:]))
-    return float(lrs[i_steep]), lr_at_min
+    x = np.log10(np.asarray(lrs, dtype=np.float64))
+    idx = np.arange(first, last + 1)
+    slope = (s[idx + w] - s[idx - w]) / (x[idx + w] - x[idx - w])  # d loss / d log10(lr)
+    return float(lrs[int(idx[np.argmin(slope)])]), lr_at_min
 
 
 def _split(data: Any, mean: Any, std: Any) -> tuple[Any, tuple[float, ...], tuple[float, ...]]:
