@@ -96,6 +96,8 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     threads = set_threads(cfg.threads)
     bundle = setup.load_bundle(source, tuple(spec.input), cfg, show=progress.mode.value != "quiet")
     _check_classes(analysis.num_classes, bundle.classes, spec.name)
+    for warning in getattr(bundle, "warnings", []):
+        progress.warn("train.data_warning", text=warning)
     if dist.is_main:
         _prepare_folder(run_dir, resume, cfg, spec, bundle, source)
     barrier()

@@ -40,6 +40,7 @@ class Progress:
     def __init__(self, mode: Mode = Mode.PLAIN, lang: str = "en", enabled: bool = True,
                  stream: TextIO | None = None) -> None:
         self.mode = mode if enabled else Mode.QUIET
+        self.enabled = enabled
         self.lang = lang
         self.stream = stream or sys.stdout
         self._bar: Any = None
@@ -53,8 +54,9 @@ class Progress:
             self._print(tr(key, self.lang, **values))
 
     def warn(self, key: str, **values: Any) -> None:
-        """A translated warning: shown even in quiet mode, on stderr."""
-        print(tr(key, self.lang, **values), file=sys.stderr, flush=True)
+        """A translated warning: shown even in quiet mode, on stderr (rank 0 only)."""
+        if self.enabled:
+            print(tr(key, self.lang, **values), file=sys.stderr, flush=True)
 
     def start_epoch(self, epoch: int, epochs: int, batches: int, start_batch: int = 0) -> None:
         self._epoch = (epoch, epochs)

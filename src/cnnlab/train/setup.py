@@ -45,7 +45,7 @@ def data_info(bundle: DataBundle, source: Any) -> dict[str, Any]:
     if bundle.test is not None:
         counts["test"] = len(bundle.test.labels)
     return {
-        "source": source if isinstance(source, str) else getattr(bundle, "description", "in-memory"),
+        "source": _source_text(source, bundle),
         "input_shape": list(bundle.input_shape),
         "resize": bundle.resize,
         "mean": [float(m) for m in bundle.mean],
@@ -112,3 +112,15 @@ def build_loaders(bundle: DataBundle, cfg: TrainConfig, device: torch.device,
             device=device, rank=dist.rank, world_size=dist.world_size,
         )
     return train_loader, val_loader
+
+
+def _source_text(source: Any, bundle: DataBundle) -> str:
+    """The data source as ``--resume`` can load it again: absolute for paths, the name otherwise."""
+    from pathlib import Path
+
+    from cnnlab.data import DataBundle
+
+    if isinstance(source, DataBundle):
+        return bundle.source or "in-memory"
+    text = str(source)
+    return str(Path(text).resolve()) if Path(text).exists() else text
