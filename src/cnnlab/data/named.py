@@ -63,6 +63,6 @@ def unknown_source(source: str) -> DataError:
     """The error for a source that is neither an existing path nor a dataset name."""
     return DataError(
         f"data source '{source}' is not an existing file or folder, nor a dataset name"
-        f"{did_you_mean(source.lower(), ALL_NAMES)}; give a folder of class sub-folders, IDX/CIFAR "
+        f"{did_you_mean(source.lower(), ALL_NAMES) or '.'} Give a folder of class sub-folders, IDX/CIFAR "
         f"files, a CSV of path,label, or one of: {', '.join(ALL_NAMES)}"
     )

@@ -1,0 +1,54 @@
+"""``cnnlab data PATH|NAME``: inspect a dataset before training on it.
+
+    cnnlab data ../shared/data/cats_vs_dogs
+    CNNLAB_DATA=../shared/data cnnlab data mnist --format json
+    cnnlab data sample --lang pt
+
+Exit codes: 0 fine; 2 for a structural problem (missing path, no classes, one class), or when
+``--strict`` is given and files could not be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "data",
+        help="inspect a dataset: classes and counts per split, sizes, modes, bad files, duplicates",
+        description="Inspect a dataset (an image folder, IDX/CIFAR files, a CSV of path,label, or a name: "
+                    "sample, mnist, fashion-mnist, cifar10, cifar100 looked up in $CNNLAB_DATA).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("source", help="folder, file or dataset name")
+    p.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+    p.add_argument("--val-split", type=float, default=0.2, help="validation fraction drawn when the source has no val split")
+    p.add_argument("--test-split", type=float, default=0.0, help="test fraction drawn when the source has no test split")
+    p.add_argument("--seed", type=int, default=0, help="seed of the stratified split")
+    p.add_argument("--strict", action="store_true", help="exit 2 when any file cannot be read")
+    p.add_argument("--no-download", action="store_true", help="never download a named dataset")
+    p.add_argument("--show", type=int, default=20, help="skipped files and duplicates listed in text output")
+    p.add_argument("--lang", default=None, help="language: en or pt (default: from LANG)")
+    p.set_defaults(func=run_data)
+
+
+def run_data(args: argparse.Namespace) -> int:
+    from cnnlab.data.inspect import inspect_data
+    from cnnlab.data.inspect_render import render_text
+    from cnnlab.i18n import resolve_lang, tr
+
+    lang = resolve_lang(args.lang)
+    report = inspect_data(args.source, val_split=args.val_split, test_split=args.test_split, seed=args.seed,
+                          progress=args.format == "text", download=not args.no_download)
+    if args.format == "json":
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(render_text(report, lang, show=max(0, args.show)))
+    if args.strict and report.skipped:
+        print(f"error: {tr('data.strict.failed', lang, n=len(report.skipped))}", file=sys.stderr)
+        return 2
+    return 0
