@@ -36,7 +36,7 @@ def test_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert out["classes"] == ["cats", "dogs"]
     assert out["counts"] == {"train": {"cats": 5, "dogs": 4}, "val": {"cats": 1, "dogs": 2}}
     assert out["sizes"]["width"] == {"min": 10, "median": 20, "max": 30}  # six at 10, six at 30
-    assert out["modes"] == {"RGB": 9, "L": 2}
+    assert out["modes"] == {"RGB": 10, "L": 2}  # 9 train JPEGs + the duplicate; 2 grey PNGs
     assert [Path(s["path"]).name for s in out["skipped"]] == ["broken.jpg"]
     assert [Path(s["path"]).name for s in out["ignored"]] == [".DS_Store"]
     names = {(d["split"], Path(d["path"]).name) for g in out["duplicates"] for d in g}
