@@ -8,7 +8,7 @@
 >>> a.layers[1].shape_formula
 'H = W = ⌊(50 + 2·1 − 1·(3−1) − 1)/1⌋ + 1 = 50'
 >>> a.layers[1].output_shape, a.total_params
-((64, 50, 50), 339266)
+((64, 50, 50), 339394)
 
 Run ``cnnlab summary NET`` for the rendered table.
 """
@@ -97,7 +97,7 @@ def _run(
     rows: list[LayerAnalysis] = []
     for i, layer in enumerate(layers):
         path = f"{prefix}{i}"
-        x = In(index=i if top else parent, path=path, where=where(path, layer.KIND.value, layer.line),
+        x = In(index=i if top else parent, path=path, where=where(path, layer.KIND.value, layer.line, cx.lang),
                shape=shape, rf=rf)
         if isinstance(layer, Residual):
             row = _residual(layer, x, cx)

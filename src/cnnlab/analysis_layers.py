@@ -34,6 +34,7 @@ from cnnlab.spec import (
     OutputKind,
     PadMode,
     Pool,
+    PoolKind,
 )
 
 
@@ -98,6 +99,7 @@ def conv(layer: Conv, x: In, cx: Ctx) -> LayerAnalysis:
     row = _row(x, "conv", title, (layer.filters, *out_hw), _rf(x, win))
     row.resolved = {"padding": win.pads, "in_channels": c, "symmetric": win.symmetric, "stride": layer.stride}
     lang, k = cx.lang, layer.filters
+    _conv_key_checks(layer, x, cx)
     if layer.connections is not None:
         bad = sorted({i for conn in layer.connections for i in conn if i >= c})
         if bad:
@@ -122,6 +124,18 @@ def conv(layer: Conv, x: In, cx: Ctx) -> LayerAnalysis:
         row.notes.append(same_note(win, lang) or "")
     row.saved_activations = row.activations * (2 if layer.activation != Act.NONE else 1)
     return row
+
+
+def _conv_key_checks(layer: Conv, x: In, cx: Ctx) -> None:
+    """Checks between keys of one conv (reported with the shape problems, all at once)."""
+    if layer.filters % layer.groups:
+        cx.problems.append(tr("analysis.err.groups_filters", cx.lang, where=x.where, g=layer.groups, k=layer.filters))
+    if layer.connections is not None:
+        if len(layer.connections) != layer.filters:
+            cx.problems.append(tr("analysis.err.connections_count", cx.lang, where=x.where, k=layer.filters,
+                                  n=len(layer.connections)))
+        if layer.groups != 1:
+            cx.problems.append(tr("analysis.err.groups_and_table", cx.lang, where=x.where))
 
 
 def _rf(x: In, win: object) -> ReceptiveField | None:
@@ -164,6 +178,10 @@ def pool(layer: Pool, x: In, cx: Ctx) -> LayerAnalysis:
         ph, pw = layer.padding
         if ph > layer.size[0] // 2 or pw > layer.size[1] // 2:
             cx.problems.append(tr("analysis.err.pool_pad", cx.lang, where=x.where, p=layer.padding, k=layer.size))
+    if layer.padding == PadMode.SAME and layer.ceil:
+        cx.problems.append(tr("analysis.err.same_ceil", cx.lang, where=x.where))
+    if layer.trainable and layer.kind != PoolKind.AVG:
+        cx.problems.append(tr("analysis.err.trainable_max", cx.lang, where=x.where))
     out_hw = _check_window(win, x, title, cx)
     row = _row(x, "pool", title, (c, *out_hw), _rf(x, win))
     row.resolved = {"padding": win.pads, "symmetric": win.symmetric, "stride": win.stride}
@@ -229,6 +247,8 @@ def dense(layer: Dense, x: In, cx: Ctx) -> LayerAnalysis:
 
 
 def output(layer: Output, x: In, cx: Ctx) -> LayerAnalysis:
+    if layer.kind == OutputKind.RBF and layer.bias:
+        cx.problems.append(tr("analysis.err.rbf_bias", cx.lang, where=x.where))
     if layer.kind == OutputKind.RBF:
         row = _dense_like(x, cx, "output", f"output rbf {{n}}→{layer.classes}", layer.classes, False,
                           "analysis.output_rbf")

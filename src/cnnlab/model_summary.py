@@ -9,7 +9,7 @@ Shared (tied) parameters are counted once, at the first layer that uses them.
 >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 30 * 30, 10))
 >>> a = summary(net, (3, 32, 32), verbose=False)
 >>> a.total_params, a.layers[0].output_shape
-(72258, (8, 30, 30))
+(72234, (8, 30, 30))
 """
 
 from __future__ import annotations

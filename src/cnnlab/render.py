@@ -1,8 +1,8 @@
-"""Render an ``Analysis`` as a rich table, plain text, JSON, Markdown or CSV (render only, no compute).
+"""Render an ``Analysis`` as a text table (coloured on a terminal), JSON, Markdown or CSV (render only, no compute).
 
 >>> from cnnlab.analysis import analyze
 >>> print(render(analyze("keras-mnist"), "csv").splitlines()[1])
-0,conv,conv 3×3 1→32 + relu,"(32, 26, 26)",320,194688,3×3
+0,conv,"conv 3×3, 1→32 + relu","(32, 26, 26)",320,194688,3×3
 """
 
 from __future__ import annotations

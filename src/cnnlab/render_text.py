@@ -4,11 +4,11 @@ Hand-written rather than rich: ``cnnlab summary resnet18`` must answer in well u
 and a deterministic plain form makes the golden files stable.
 
 >>> print(draw_table(["a", "bb"], [["1", "x"], ["22", "y\\nz"]], align="rl"))
- a   bb
-━━━━━━━
- 1    x
-22    y
-      z
+ a  bb
+━━━━━━
+ 1  x
+22  y
+    z
 """
 
 from __future__ import annotations

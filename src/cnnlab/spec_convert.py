@@ -38,7 +38,11 @@ E = TypeVar("E", bound=enum.Enum)
 
 
 class Bad(ValueError):
-    """A key's value has the wrong type or range; the message says what is allowed."""
+    """A key's value has the wrong type or range; the message says what is allowed, ``hint`` the closest."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 def _is_int(v: Any) -> bool:
@@ -69,7 +73,7 @@ def padding(v: Any) -> PadMode | tuple[int, int]:
         try:
             return PadMode(v.strip().lower())
         except ValueError:
-            raise Bad(f"must be 'same', 'valid', an integer ≥ 0 or [ph, pw]{did_you_mean(v, ['same', 'valid'])}") from None
+            raise Bad("must be 'same', 'valid', an integer ≥ 0 or [ph, pw]", did_you_mean(v, ["same", "valid"])) from None
     try:
         return pair(v, minimum=0)
     except Bad:
@@ -112,8 +116,7 @@ def choice(enum_cls: type[E]) -> Callable[[Any], E]:
             for member in enum_cls:
                 if member.value == text:
                     return member
-        hint = did_you_mean(str(v), options)
-        raise Bad(f"must be one of {', '.join(options)}{hint}")
+        raise Bad(f"must be one of {', '.join(options)}", did_you_mean(str(v), options))
 
     return convert
 
