@@ -29,6 +29,7 @@ import contextlib
 import datetime
 import os
 import pickle
+import re
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -383,5 +384,12 @@ def _peer_failure(exc: BaseException, what: str, rank: int, world: int,
 
 
 def _first_line(exc: BaseException) -> str:
+    """The useful part of a backend message: first line, no C++ source location, no advice tail.
+
+    >>> _first_line(RuntimeError("[/x/gloo/pair.cc:537] Read error: Connection reset by peer. This is typically caused by ..."))
+    'Read error: Connection reset by peer'
+    """
     text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
+    line = re.sub(r"^\[[^\]]*\.(?:cc|cpp|h|hpp):\d+\]\s*", "", text.splitlines()[0])
+    line = line.split(". This is typically caused", 1)[0]
+    return line[:300].rstrip(". ")

@@ -1,0 +1,102 @@
+"""``cnnlab devices`` and the ``--devices N`` option that other commands (``train``) add.
+
+    cnnlab devices                 # what this machine offers: CPU, CUDA GPUs, MPS, bf16, backends
+    cnnlab devices --json
+    cnnlab train lenet5 --data mnist --devices 2     # = torchrun --standalone --nproc_per_node=2 -m cnnlab train ...
+
+Registration never imports torch; the handlers do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+DEVICES_HELP = ("train on N local processes (one per GPU with CUDA, else N CPU processes with gloo) "
+                "by running torchrun for you: the same as `torchrun --standalone "
+                "--nproc_per_node=N -m cnnlab ...` without --devices")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "devices",
+        help="show the CPU/GPU devices and distributed backends PyTorch sees here",
+        description="Show what this machine offers for training: CPU threads, CUDA GPUs (name, "
+                    "memory, bf16), Apple MPS, the distributed backends (nccl, gloo) and, inside a "
+                    "torchrun job, what this rank sees.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.set_defaults(func=_devices)
+
+
+def add_devices_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--devices N`` to a command (the trainer's ``train``)."""
+    parser.add_argument("--devices", type=int, default=None, metavar="N", help=DEVICES_HELP)
+
+
+def launch_if_requested(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int | None:
+    """When ``--devices N`` (N > 1) was given, run this command under torchrun and return its exit
+    code; otherwise return None and let the command run here. ``argv`` defaults to ``sys.argv[1:]``."""
+    count = getattr(args, "devices", None)
+    if count is None or count == 1:
+        return None
+    from cnnlab.distributed import launch
+
+    return launch(list(sys.argv[1:] if argv is None else argv), count)
+
+
+def device_report() -> dict[str, Any]:
+    """Everything ``cnnlab devices`` shows, as data."""
+    import torch
+    import torch.distributed as dist
+
+    gpus = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            gpus.append({"index": i, "name": props.name,
+                         "memory_gib": round(props.total_memory / 2**30, 1),
+                         "capability": f"{props.major}.{props.minor}"})
+    mps = getattr(torch.backends, "mps", None)
+    return {
+        "torch": torch.__version__,
+        "cpu_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "cuda": gpus,
+        "bf16_cuda": bool(gpus) and torch.cuda.is_bf16_supported(),
+        "mps": bool(mps is not None and mps.is_available()),
+        "backends": {name: bool(getattr(dist, f"is_{name}_available", lambda: False)())
+                     for name in ("nccl", "gloo", "mpi")},
+        "torchrun": {k: os.environ[k] for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR",
+                                                "MASTER_PORT") if k in os.environ},
+    }
+
+
+def _devices(args: argparse.Namespace) -> int:
+    report = device_report()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"torch {report['torch']}; CPU: {report['cpu_count']} cores, {report['cpu_threads']} threads used")
+    if report["cuda"]:
+        for gpu in report["cuda"]:
+            print(f"cuda:{gpu['index']}  {gpu['name']}  {gpu['memory_gib']} GiB  "
+                  f"compute capability {gpu['capability']}")
+        print(f"bf16 on CUDA: {'yes' if report['bf16_cuda'] else 'no'}")
+    else:
+        print("CUDA: no GPU visible")
+    print(f"Apple MPS: {'yes' if report['mps'] else 'no'}")
+    backends = ", ".join(name for name, ok in report["backends"].items() if ok) or "none"
+    print(f"distributed backends: {backends}")
+    default = "cuda" if report["cuda"] else ("mps" if report["mps"] else "cpu")
+    print(f"--device auto picks: {default}")
+    if report["torchrun"]:
+        env = report["torchrun"]
+        print(f"inside torchrun: rank {env.get('RANK')} of {env.get('WORLD_SIZE')} "
+              f"(local rank {env.get('LOCAL_RANK')})")
+    return 0
