@@ -25,7 +25,6 @@ from cnnlab.errors import SpecError
 from cnnlab.i18n import tr
 from cnnlab.shapes import ReceptiveField, conv_out, rf_merge, rf_window
 from cnnlab.spec import Layer, Output, Residual, Shortcut, Spec, load_spec
-from cnnlab.spec_parse import where
 
 __all__ = ["Analysis", "LayerAnalysis", "MemoryEstimate", "analyze"]
 
@@ -97,8 +96,8 @@ def _run(
     rows: list[LayerAnalysis] = []
     for i, layer in enumerate(layers):
         path = f"{prefix}{i}"
-        x = In(index=i if top else parent, path=path, where=where(path, layer.KIND.value, layer.line, cx.lang),
-               shape=shape, rf=rf)
+        x = In(index=i if top else parent, path=path, shape=shape, rf=rf, kind=layer.KIND.value, line=layer.line,
+               lang=cx.lang)
         if isinstance(layer, Residual):
             row = _residual(layer, x, cx)
         else:

@@ -36,6 +36,7 @@ from cnnlab.spec import (
     Pool,
     PoolKind,
 )
+from cnnlab.spec_parse import where
 
 
 def num(n: int, lang: str) -> str:
@@ -52,7 +53,7 @@ class Ctx:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     broken: bool = False  # an earlier spatial problem: skip size checks that would only cascade
-    last_shrink: str | None = None  # where the size last went down (for "drop the pooling at layer 4")
+    last_shrink: In | None = None  # the layer where the size last went down (for "drop the pooling at layer 4")
 
 
 @dataclass
@@ -61,9 +62,16 @@ class In:
 
     index: int
     path: str
-    where: str
     shape: Shape
     rf: ReceptiveField | None
+    kind: str = ""
+    line: int | None = None
+    lang: str = "en"
+
+    @property
+    def where(self) -> str:
+        """``layer 3 (conv, line 9)``, built only when a message needs it."""
+        return where(self.path, self.kind, self.line, self.lang)
 
 
 def _row(x: In, kind: str, title: str, out: Shape, rf: ReceptiveField | None) -> LayerAnalysis:
@@ -154,7 +162,7 @@ def _check_window(win: object, x: In, title: str, cx: Ctx) -> tuple[int, int]:
             d = win.dilation  # type: ignore[attr-defined]
             fix = tr("analysis.fix.padding", cx.lang, p=max((d[0] * (k[0] - 1)) // 2, (d[1] * (k[1] - 1)) // 2))
             if cx.last_shrink:
-                fix += tr("analysis.fix.drop", cx.lang, where=cx.last_shrink)
+                fix += tr("analysis.fix.drop", cx.lang, where=cx.last_shrink.where)
             cx.problems.append(
                 tr("analysis.err.collapse", cx.lang, where=x.where, title=title, h=h, w=w, oh=oh, ow=ow, fix=fix)
             )
@@ -164,7 +172,7 @@ def _check_window(win: object, x: In, title: str, cx: Ctx) -> tuple[int, int]:
     if (dh or dw) and not cx.broken:
         cx.warnings.append(tr("analysis.warn.floor", cx.lang, where=x.where, title=title, h=h, w=w, dh=dh, dw=dw))
     if (oh, ow) != (h, w):
-        cx.last_shrink = x.where
+        cx.last_shrink = x
     return oh, ow
 
 

@@ -130,13 +130,14 @@ def rf_window(
     ``size' = size + (k_eff − 1)·jump``, ``jump' = jump·stride``,
     ``start' = start + ((k_eff − 1)/2 − pad)·jump`` with ``k_eff = dilation·(k − 1) + 1``.
     """
-    sizes, jumps, starts = [], [], []
-    for a in range(2):
-        k_eff = dilation[a] * (kernel[a] - 1) + 1
-        sizes.append(rf.size[a] + (k_eff - 1) * rf.jump[a])
-        jumps.append(rf.jump[a] * stride[a])
-        starts.append(rf.start[a] + ((k_eff - 1) / 2 - pad_before[a]) * rf.jump[a])
-    return ReceptiveField((sizes[0], sizes[1]), (jumps[0], jumps[1]), (starts[0], starts[1]))
+    (sh, sw), (jh, jw), (th, tw) = rf.size, rf.jump, rf.start
+    kh = dilation[0] * (kernel[0] - 1) + 1  # effective kernel
+    kw = dilation[1] * (kernel[1] - 1) + 1
+    return ReceptiveField(
+        (sh + (kh - 1) * jh, sw + (kw - 1) * jw),
+        (jh * stride[0], jw * stride[1]),
+        (th + ((kh - 1) / 2 - pad_before[0]) * jh, tw + ((kw - 1) / 2 - pad_before[1]) * jw),
+    )
 
 
 def rf_merge(a: ReceptiveField, b: ReceptiveField) -> ReceptiveField:
