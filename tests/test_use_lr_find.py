@@ -75,8 +75,7 @@ def test_stops_early_when_the_loss_diverges() -> None:
                   batch_size=32)
     assert res.stopped == "diverged"
     assert len(res.lrs) < 100
-    finite = [v for v in res.smoothed if math.isfinite(v)]
-    assert finite and (len(finite) < len(res.smoothed) or res.smoothed[-1] > 4 * min(finite[:-1]))
+    assert max(res.losses) > 4 * min(res.losses)  # it did blow up before stopping
 
 
 def test_same_seed_same_curve() -> None:

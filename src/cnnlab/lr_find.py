@@ -1,12 +1,14 @@
 """Learning-rate range test (Leslie Smith, 2015; the fastai ``lr_find``): which learning rate to use?
 
 A *copy* of the model is trained for ``num_iter`` mini-batches while the learning rate grows
-exponentially from ``start_lr`` to ``end_lr``; the loss is recorded at each step and smoothed
-with a bias-corrected exponential moving average. The test stops early once the smoothed loss
-exceeds ``diverge`` times its best value (or becomes NaN/inf). The suggested learning rate is
-where the smoothed loss falls fastest (the most negative slope against log10(lr), before the
-minimum); when the curve is too short or flat for that, it is the learning rate at the minimum
-divided by 10. The model, its optimizer state and PyTorch's global random state are left as
+exponentially from ``start_lr`` to ``end_lr``; the loss is recorded at each step. The test
+stops early once a running (bias-corrected exponential moving) average of the loss exceeds
+``diverge`` times its best value, or the loss becomes NaN/inf. Afterwards the recorded curve is
+smoothed without lag (the same average run forwards, then backwards, like ``filtfilt``: a
+one-way average lags by about ``beta/(1-beta)`` steps, which would push the minimum and the
+suggestion to too-high rates). The suggested learning rate is where the smoothed loss falls
+fastest (the most negative slope against log10(lr), before the minimum); when the curve is too
+short or flat for that, it is the learning rate at the minimum divided by 10. The model, its optimizer state and PyTorch's global random state are left as
 they were.
 
 CLI: ``cnnlab lr-find lenet --data mnist`` (prints the suggestion, writes ``lr-find-lenet.png``).
@@ -45,7 +47,7 @@ class LRFindResult:
 
     lrs: list[float]  # learning rate used at each step
     losses: list[float]  # raw mini-batch loss at each step
-    smoothed: list[float]  # bias-corrected EMA of the loss
+    smoothed: list[float]  # the loss smoothed without lag (forward-backward average)
     suggestion: float | None  # what to use (steepest descent, else min/10); None if the loss never fell
     method: str  # "steepest" | "min/10" | "none"
     steepest: float | None  # lr where the smoothed loss falls fastest
@@ -86,7 +88,7 @@ def lr_find(
     end_lr: float = 10.0,
     num_iter: int = 100,
     batch_size: int | None = None,
-    beta: float = 0.98,
+    beta: float = 0.9,
     diverge: float = 4.0,
     seed: int = 0,
     device: Any = None,
@@ -113,8 +115,9 @@ def lr_find(
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)  # dropout masks: reproducible, and the global state is restored
-        lrs, losses, smoothed, stopped = _sweep(trial, cfg, batches, start_lr, end_lr, num_iter, beta, diverge)
+        lrs, losses, stopped = _sweep(trial, cfg, batches, start_lr, end_lr, num_iter, beta, diverge)
     del trial
+    smoothed = smooth(losses, beta)
     steepest, lr_at_min = suggest(lrs, smoothed)
     if steepest is not None:
         suggestion, method = steepest, "steepest"
@@ -128,8 +131,8 @@ def lr_find(
 def _sweep(
     model: torch.nn.Module, cfg: Any, batches: Iterator[tuple[Any, Any]], start_lr: float, end_lr: float,
     num_iter: int, beta: float, diverge: float,
-) -> tuple[list[float], list[float], list[float], str]:
-    """Train step by step with an exponentially growing lr; stop on divergence."""
+) -> tuple[list[float], list[float], str]:
+    """Train step by step with an exponentially growing lr; stop on divergence. ``(lrs, losses, why)``"""
     import torch
 
     from cnnlab.train.setup import build_optimizer
@@ -138,7 +141,6 @@ def _sweep(
     gamma = (end_lr / start_lr) ** (1.0 / max(1, num_iter - 1))  # lr multiplier per step
     lrs: list[float] = []
     losses: list[float] = []
-    smoothed: list[float] = []
     avg, best = 0.0, math.inf
     for step in range(num_iter):
         lr = start_lr * gamma**step
@@ -149,19 +151,34 @@ def _sweep(
         loss = torch.nn.functional.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
         value = float(loss.detach())
         if not math.isfinite(value):
-            return lrs, losses, smoothed, "diverged"
+            return lrs, losses, "diverged"
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         avg = beta * avg + (1 - beta) * value
-        current = avg / (1 - beta ** (step + 1))  # bias-corrected EMA
+        current = avg / (1 - beta ** (step + 1))  # bias-corrected EMA (causal: for the stop rule)
         lrs.append(lr)
         losses.append(value)
-        smoothed.append(current)
         if step > 0 and current > diverge * best:
-            return lrs, losses, smoothed, "diverged"
+            return lrs, losses, "diverged"
         best = min(best, current)
-    return lrs, losses, smoothed, "completed"
+    return lrs, losses, "completed"
+
+
+def smooth(values: list[float], beta: float) -> list[float]:
+    """Zero-lag smoothing: a bias-corrected EMA run forwards, then backwards over the result.
+
+    >>> [round(v, 3) for v in smooth([1.0, 1.0, 1.0], 0.9)]
+    [1.0, 1.0, 1.0]
+    """
+    def ema(xs: list[float]) -> list[float]:
+        out, avg = [], 0.0
+        for i, x in enumerate(xs):
+            avg = beta * avg + (1 - beta) * x
+            out.append(avg / (1 - beta ** (i + 1)))
+        return out
+
+    return ema(ema(values)[::-1])[::-1]
 
 
 def suggest(lrs: list[float], smoothed: list[float], skip_start: int = 0) -> tuple[float | None, float | None]:
