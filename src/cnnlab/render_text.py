@@ -67,7 +67,7 @@ def draw_table(
         widths[-1] = max(min(widths[-1], width - fixed), 20)
     total = sum(widths) + 2 * (ncol - 1)
     out = ["  ".join(paint(_fit(h, widths[j], align[j]), "bold", color) for j, h in enumerate(headers)).rstrip(),
-           paint("━" * total, "dim", color)]
+           paint("━" * min(total, width or 110), "dim", color)]
     for row in cells:
         last: list[tuple[str, bool]] = []
         for k, line in enumerate(row[-1]):
