@@ -143,21 +143,31 @@ def test_keras_same_padding_agrees_with_pytorch_numerically() -> None:
 
 def test_summary_of_any_module_counts_tied_parameters_once() -> None:
     class Tied(nn.Module):
+        """An embedding-style tie (same Parameter in two Linear layers) and a module used twice."""
+
         def __init__(self) -> None:
             super().__init__()
-            self.enc = nn.Linear(12, 5)
-            self.dec = nn.Linear(5, 12, bias=False)
-            self.dec.weight = nn.Parameter(self.enc.weight.t().contiguous())
-            self.head = nn.Linear(12, 3)
-            self.head2 = self.head  # the same module used twice
+            self.enc = nn.Linear(12, 12)
+            self.dec = nn.Linear(12, 12, bias=False)
+            self.dec.weight = self.enc.weight  # tied: one Parameter, two modules
+            self.head = nn.Linear(12, 12)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.head2(self.head(self.dec(self.enc(x.flatten(1)))[:, :12]).repeat(1, 4))
+            return self.head(self.head(self.dec(self.enc(x.flatten(1)))))  # head runs twice
 
     net = Tied()
     a = cnnlab.summary(net, (1, 3, 4), verbose=False)
-    assert a.total_params == sum(p.numel() for p in net.parameters())  # PyTorch dedups shared parameters
-    assert [r.output_shape for r in a.layers] == [(5,), (12,), (3,), (3,)]
+    assert a.total_params == sum(p.numel() for p in net.parameters()) == 144 + 12 + 144 + 12
+    assert [r.params for r in a.layers] == [156, 0, 156, 0]  # counted where first used
+    assert [r.output_shape for r in a.layers] == [(12,)] * 4
+    assert a.total_macs == 4 * 144  # every call multiplies, shared or not
+
+
+def test_summary_of_lenet1998_with_connection_table_on_meta() -> None:
+    model = build("lenet5-1998")
+    s = cnnlab.summary(model, (1, 32, 32), verbose=False)
+    assert s.total_params == 60_840 and s.trainable_params == 60_000
+    assert next(model.parameters()).device.type == "cpu"  # the user's module is untouched
 
 
 def test_summary_of_built_model_equals_analysis() -> None:

@@ -52,7 +52,9 @@ def summary(
         a.total_params += missing
         a.trainable_params += sum(p.numel() for i, p in unique.items() if i not in _counted_ids(rows) and p.requires_grad)
     if verbose:
-        print(a)
+        from cnnlab.render import print_summary
+
+        print_summary(a)
     return a
 
 
