@@ -78,6 +78,15 @@ def test_evaluate_json_is_consistent(run_dir: Path, capsys: pytest.CaptureFixtur
     assert all(Path(s["source"]).suffix == ".png" for s in res["highest_loss"])  # paths, not indices
 
 
+def test_evaluate_on_another_source_uses_all_of_it(run_dir: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    _write_images(tmp_path / "fresh", per_class=5)  # never seen in training: every image is held out
+    code, out, _ = _cli(capsys, "evaluate", str(run_dir), "--data", str(tmp_path / "fresh"), "--format", "json",
+                        "--device", "cpu")
+    res = json.loads(out)
+    assert code == 0 and res["split"] == "all" and res["n"] == 10
+
+
 def test_evaluate_table_and_csv(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _cli(capsys, "evaluate", str(run_dir), "--split", "train", "--device", "cpu")
     assert code == 0 and "Confusion matrix" in out and "precision" in out

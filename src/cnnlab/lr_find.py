@@ -4,9 +4,8 @@ A *copy* of the model is trained for ``num_iter`` mini-batches while the learnin
 exponentially from ``start_lr`` to ``end_lr``; the loss is recorded at each step. The test
 stops early once a running (bias-corrected exponential moving) average of the loss exceeds
 ``diverge`` times its best value, or the loss becomes NaN/inf. Afterwards the recorded curve is
-smoothed without lag (the same average run forwards, then backwards, like ``filtfilt``: a
-one-way average lags by about ``beta/(1-beta)`` steps, which would push the minimum and the
-suggestion to too-high rates). The suggested learning rate is where the smoothed loss falls
+smoothed without lag and without letting single spikes through (a centred running median, then
+a centred running mean; see :func:`smooth`). The suggested learning rate is where the smoothed loss falls
 fastest (the most negative slope against log10(lr), before the minimum); when the curve is too
 short or flat for that, it is the learning rate at the minimum divided by 10. The model, its optimizer state and PyTorch's global random state are left as
 they were.
@@ -47,7 +46,7 @@ class LRFindResult:
 
     lrs: list[float]  # learning rate used at each step
     losses: list[float]  # raw mini-batch loss at each step
-    smoothed: list[float]  # the loss smoothed without lag (forward-backward average)
+    smoothed: list[float]  # the loss smoothed without lag (centred running median, then mean)
     suggestion: float | None  # what to use (steepest descent, else min/10); None if the loss never fell
     method: str  # "steepest" | "min/10" | "none"
     steepest: float | None  # lr where the smoothed loss falls fastest
@@ -117,7 +116,7 @@ def lr_find(
         torch.manual_seed(seed)  # dropout masks: reproducible, and the global state is restored
         lrs, losses, stopped = _sweep(trial, cfg, batches, start_lr, end_lr, num_iter, beta, diverge)
     del trial
-    smoothed = smooth(losses, beta)
+    smoothed = smooth(losses)
     steepest, lr_at_min = suggest(lrs, smoothed)
     if steepest is not None:
         suggestion, method = steepest, "steepest"
@@ -165,20 +164,24 @@ def _sweep(
     return lrs, losses, "completed"
 
 
-def smooth(values: list[float], beta: float) -> list[float]:
-    """Zero-lag smoothing: a bias-corrected EMA run forwards, then backwards over the result.
+def smooth(values: list[float], half_width: int | None = None) -> list[float]:
+    """Zero-lag, spike-robust smoothing: a centred running median, then a centred running mean.
 
-    >>> [round(v, 3) for v in smooth([1.0, 1.0, 1.0], 0.9)]
-    [1.0, 1.0, 1.0]
+    Each window spans ``half_width`` points either side (default: 2.5 % of the curve, at least 1),
+    shrinking at the ends. A one-way moving average would lag (pushing the minimum and the
+    suggestion to too-high rates) and a single exploding batch would pull a mean up; the median
+    ignores isolated spikes and being centred it does not lag.
+
+    >>> smooth([1.0, 1.0, 9.0, 1.0, 1.0], 1)
+    [1.0, 1.0, 1.0, 1.0, 1.0]
     """
-    def ema(xs: list[float]) -> list[float]:
-        out, avg = [], 0.0
-        for i, x in enumerate(xs):
-            avg = beta * avg + (1 - beta) * x
-            out.append(avg / (1 - beta ** (i + 1)))
-        return out
+    v = np.asarray(values, dtype=np.float64)
+    h = half_width if half_width is not None else max(1, len(v) // 40)
 
-    return ema(ema(values)[::-1])[::-1]
+    def centred(x: np.ndarray, reduce: Any) -> np.ndarray:
+        return np.array([reduce(x[max(0, i - h) : i + h + 1]) for i in range(len(x))])
+
+    return [float(x) for x in centred(centred(v, np.median), np.mean)]
 
 
 def suggest(lrs: list[float], smoothed: list[float], skip_start: int = 0) -> tuple[float | None, float | None]:

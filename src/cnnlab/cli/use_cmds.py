@@ -45,8 +45,9 @@ def _register_evaluate(sub: Any) -> None:
                        "the highest-loss examples.")
     p.add_argument("run", help="run folder written by `cnnlab train`")
     p.add_argument("--data", default=None, help="data source (folder, CSV, mnist, ...); default: the run's own")
-    p.add_argument("--split", choices=("auto", "test", "val", "train"), default="auto",
-                   help="which split; auto = test when the source has one, else the validation split")
+    p.add_argument("--split", choices=("auto", "test", "val", "train", "all"), default="auto",
+                   help="which split; auto = the test split if the source has one, else the run's held-out "
+                   "validation split (its own source) or all images (another source); all = train + val")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
     p.add_argument("--top-k", type=int, nargs="+", default=[1, 3, 5], help="k values for top-k accuracy")
     p.add_argument("--worst", type=int, default=10, help="how many highest-loss examples to list")
@@ -138,7 +139,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _eval_data(run: Any, data: str | None, split: str, *, quiet: bool) -> tuple[Any, str, str]:
-    """Load the run's data source (or ``data``) the way training split it and pick a split."""
+    """Load the data the way training split it and pick a split.
+
+    ``auto``: the test split when the source has one; else, for the run's own source, the
+    held-out validation split; for any other source (never seen in training), all of it.
+    """
     from cnnlab.data import load_data
 
     source = data if data is not None else run.data.get("source")
@@ -147,12 +152,23 @@ def _eval_data(run: Any, data: str | None, split: str, *, quiet: bool) -> tuple[
     bundle = load_data(source, tuple(run.input_shape), val_split=run.config.val_split, seed=run.config.seed,
                        resize=run.resize, progress=not quiet)
     if split == "auto":
-        split = "test" if bundle.test is not None and len(bundle.test.labels) else "val"
-    imageset = getattr(bundle, split)
+        own = source == run.data.get("source")
+        split = "test" if bundle.test is not None and len(bundle.test.labels) else ("val" if own else "all")
+    imageset = _join(bundle.train, bundle.val) if split == "all" else getattr(bundle, split)
     if imageset is None or len(imageset.labels) == 0:
         have = [s for s in ("train", "val", "test") if getattr(bundle, s) is not None and len(getattr(bundle, s).labels)]
-        raise CnnlabError(f"data source {source!r} has no {split} split; use --split {' or '.join(have) or 'train'}")
+        raise CnnlabError(f"data source {source!r} has no {split} split; use --split {' or '.join(have + ['all'])}")
     return imageset, source, split
+
+
+def _join(a: Any, b: Any) -> Any:
+    """One ImageSet holding the images of ``a`` then ``b`` (same classes)."""
+    import numpy as np
+
+    from cnnlab.data import ImageSet
+
+    return ImageSet(images=np.concatenate([a.images, b.images]), labels=np.concatenate([a.labels, b.labels]),
+                    classes=list(a.classes), sources=list(a.sources) + list(b.sources))
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

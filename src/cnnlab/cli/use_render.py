@@ -29,7 +29,7 @@ MAX_CONFUSION_CLASSES = 20  # wider matrices do not fit a terminal; JSON always 
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    return Console(highlight=False, soft_wrap=True)  # plain lines: never hard-wrapped mid-number
 
 
 def _pct(value: float) -> str:
@@ -137,7 +137,7 @@ def render_predictions(results: list[Prediction], fmt: str, *, top_k: int, lang:
         return
     con = _console()
     table = Table()
-    table.add_column(tr("use.col.source", lang), overflow="fold")
+    table.add_column(tr("use.col.source", lang), no_wrap=True)
     table.add_column(tr("use.col.predicted", lang))
     table.add_column(tr("use.col.probability", lang), justify="right")
     if top_k > 1:
