@@ -98,10 +98,12 @@ def refuse_pickle(path: Path) -> None:
     """Raise ``RunError`` if ``path`` is a pickle or ``torch.save`` archive rather than safetensors."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(8)
+            head = fh.read(9)
     except OSError as exc:
         raise RunError(f"cannot read checkpoint {path}: {exc.strerror}") from None
-    if path.suffix.lower() in PICKLE_SUFFIXES or head[:1] == b"\x80" or head[:2] == b"PK":
+    # safetensors: 8-byte little-endian header length, then "{"; a length of 0x..80 starts with \x80
+    safetensors = head[8:9] == b"{"
+    if path.suffix.lower() in PICKLE_SUFFIXES or (not safetensors and (head[:1] == b"\x80" or head[:2] == b"PK")):
         raise RunError(
             f"{path} is a pickled file (torch.save/pickle); cnnlab refuses to load it because "
             "unpickling can run arbitrary code. Only .safetensors weights with JSON metadata are "
