@@ -159,3 +159,12 @@ def test_memory_estimate_scales_with_batch() -> None:
     assert a32.memory.weights == 34_826 * 4  # float32
     assert a32.memory.optimizer == 2 * 34_826 * 4  # Adam: two states per trainable parameter
     assert a1.flops == 2 * a1.total_macs
+
+
+def test_problems_in_portuguese() -> None:
+    with pytest.raises(SpecError) as info:
+        analyze({"input": [1, 8, 8], "layers": [{"conv": {"filter": 4}}, {"output": 2}]}, lang="pt")
+    assert "camada 0 (conv): chave desconhecida 'filter'; você quis dizer 'filters'?" in info.value.problems[0]
+    with pytest.raises(SpecError) as info:
+        analyze({"input": [1, 4, 4], "layers": [{"conv": {"filters": 2, "kernel": 5}}, {"output": 2}]}, lang="pt")
+    assert "recebe 4×4 e daria 0×0" in info.value.problems[0]

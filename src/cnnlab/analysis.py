@@ -48,7 +48,7 @@ def analyze(spec: Spec | dict[str, Any] | str, batch: int = 1, lang: str = "en")
 
     ``batch`` only scales the training-memory estimate; every other figure is per sample.
     """
-    spec = load_spec(spec)
+    spec = load_spec(spec, lang)
     if batch < 1:
         raise SpecError(f"batch must be a positive integer; received {batch}")
     cx = Ctx(lang=lang)

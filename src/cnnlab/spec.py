@@ -297,11 +297,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def load_spec(source: Any) -> Spec:
+def load_spec(source: Any, lang: str = "en") -> Spec:
     """Load a spec from a path (.yaml/.yml/.json), a dict, a bundled name (``cnnlab models``) or a Spec.
 
-    Raises ``SpecError`` listing every problem (layer index, YAML line, did-you-mean).
+    Raises ``SpecError`` listing every problem (layer index, YAML line, did-you-mean), in ``lang``.
     """
     from cnnlab.spec_parse import load_spec as _load
 
-    return _load(source)
+    return _load(source, lang)

@@ -14,7 +14,6 @@ import enum
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from cnnlab.errors import did_you_mean
 from cnnlab.spec import (
     LRN,
     Act,
@@ -38,11 +37,15 @@ E = TypeVar("E", bound=enum.Enum)
 
 
 class Bad(ValueError):
-    """A key's value has the wrong type or range; the message says what is allowed, ``hint`` the closest."""
+    """A key's value has the wrong type or range.
 
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
+    ``rule`` names the catalog message ``spec.bad.<rule>`` (what is allowed), filled with ``values``;
+    ``options`` are the valid names for a did-you-mean.
+    """
+
+    def __init__(self, rule: str, options: list[str] | None = None, **values: Any) -> None:
+        super().__init__(rule)
+        self.rule, self.options, self.values = rule, options or [], values
 
 
 def _is_int(v: Any) -> bool:
@@ -51,17 +54,16 @@ def _is_int(v: Any) -> bool:
 
 def pos_int(v: Any) -> int:
     if not _is_int(v) or v <= 0:
-        raise Bad("must be a positive integer")
+        raise Bad("pos_int")
     return int(v)
 
 
 def pair(v: Any, minimum: int = 1) -> tuple[int, int]:
-    what = "a positive integer" if minimum == 1 else "an integer ≥ 0"
     if _is_int(v) and v >= minimum:
         return (int(v), int(v))
     if isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x >= minimum for x in v):
         return (int(v[0]), int(v[1]))
-    raise Bad(f"must be {what} or a list [height, width] of them")
+    raise Bad("pair" if minimum == 1 else "pair0")
 
 
 def optional_pair(v: Any) -> tuple[int, int] | None:
@@ -73,34 +75,34 @@ def padding(v: Any) -> PadMode | tuple[int, int]:
         try:
             return PadMode(v.strip().lower())
         except ValueError:
-            raise Bad("must be 'same', 'valid', an integer ≥ 0 or [ph, pw]", did_you_mean(v, ["same", "valid"])) from None
+            raise Bad("padding", ["same", "valid"]) from None
     try:
         return pair(v, minimum=0)
     except Bad:
-        raise Bad("must be 'same', 'valid', an integer ≥ 0 or [ph, pw]") from None
+        raise Bad("padding") from None
 
 
 def boolean(v: Any) -> bool:
     if not isinstance(v, bool):
-        raise Bad("must be true or false")
+        raise Bad("bool")
     return v
 
 
 def rate(v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
-        raise Bad("must be a number in [0, 1)")
+        raise Bad("rate")
     return float(v)
 
 
 def pos_float(v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-        raise Bad("must be a positive number")
+        raise Bad("pos_float")
     return float(v)
 
 
 def nonneg_float(v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-        raise Bad("must be a number ≥ 0")
+        raise Bad("nonneg_float")
     return float(v)
 
 
@@ -116,22 +118,21 @@ def choice(enum_cls: type[E]) -> Callable[[Any], E]:
             for member in enum_cls:
                 if member.value == text:
                     return member
-        raise Bad(f"must be one of {', '.join(options)}", did_you_mean(str(v), options))
+        raise Bad("choice", options, allowed=", ".join(options))
 
     return convert
 
 
 def connections(v: Any) -> tuple[tuple[int, ...], ...]:
     """A connection table: for each output map, the list of input-map indices it reads."""
-    msg = "must be a list with, for each filter, a non-empty list of input-map indices (0-based), e.g. [[0, 1, 2], [1, 2, 3]]"
     if not isinstance(v, list) or not v:
-        raise Bad(msg)
+        raise Bad("connections")
     table = []
     for row in v:
         if not isinstance(row, list) or not row or not all(_is_int(x) and x >= 0 for x in row):
-            raise Bad(msg)
+            raise Bad("connections")
         if len(set(row)) != len(row):
-            raise Bad(f"lists an input map twice in {row}")
+            raise Bad("twice", row=row)
         table.append(tuple(int(x) for x in row))
     return tuple(table)
 

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from cnnlab.errors import SpecError, did_you_mean
+from cnnlab.i18n import tr
 from cnnlab.spec import (
     LAYER_CLASSES,
     Flatten,
@@ -65,27 +66,41 @@ def _construct_seq(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> _LineLis
 _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 
-def load_spec(source: Any) -> Spec:
+class Problems:
+    """Collects problems as translated messages (``lang``: en or pt)."""
+
+    def __init__(self, lang: str = "en") -> None:
+        self.lang = lang
+        self.items: list[str] = []
+
+    def add(self, msg_id: str, /, **values: Any) -> None:
+        self.items.append(tr(f"spec.{msg_id}", self.lang, **values))
+
+    def hint(self, name: str, choices: Any) -> str:
+        """did-you-mean in the problem's language."""
+        text = did_you_mean(name, choices)
+        return text if not text or self.lang == "en" else tr("spec.did_you_mean", self.lang, name=text.split("'")[1])
+
+
+def load_spec(source: Any, lang: str = "en") -> Spec:
     """Path, dict, bundled name or Spec -> Spec (see ``cnnlab.spec.load_spec``)."""
     if isinstance(source, Spec):
         return source
     if isinstance(source, dict):
-        return parse_spec(source, origin=None)
+        return parse_spec(source, origin=None, lang=lang)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_file():
-            return parse_spec(read_spec_file(path), origin=str(path))
+            return parse_spec(read_spec_file(path), origin=str(path), lang=lang)
         from cnnlab import zoo
 
         bundled = zoo.spec_path(str(source))
         if bundled is not None:
-            return parse_spec(read_spec_file(bundled), origin=str(source))
-        hint = did_you_mean(str(source), zoo.names())
-        raise SpecError(
-            f"no spec file or bundled network named '{source}'{hint} "
-            f"(bundled: {', '.join(zoo.names())}; a file must end in .yaml, .yml or .json)"
-        )
-    raise SpecError(f"load_spec takes a path, a dict, a bundled name or a Spec; received {type(source).__name__}")
+            return parse_spec(read_spec_file(bundled), origin=str(source), lang=lang)
+        ps = Problems(lang)
+        raise SpecError(tr("spec.no_such", lang, name=source, hint=ps.hint(str(source), zoo.names()),
+                           names=", ".join(zoo.names())))
+    raise SpecError(tr("spec.bad_source", lang, type=type(source).__name__))
 
 
 def read_spec_file(path: Path) -> Any:
@@ -108,49 +123,43 @@ def read_spec_file(path: Path) -> Any:
         raise SpecError(f"{path}: invalid YAML{where}: {problem}") from None
 
 
-def parse_spec(data: Any, origin: str | None) -> Spec:
+def parse_spec(data: Any, origin: str | None, lang: str = "en") -> Spec:
     """Validate the structure of a spec and build the typed ``Spec``; raise one SpecError with all problems."""
-    label = origin or "spec"
     if not isinstance(data, dict):
-        raise SpecError(
-            f"{label}: a spec is a mapping with keys name, input and layers; received {type(data).__name__}"
-        )
-    problems: list[str] = []
+        raise SpecError(tr("spec.not_mapping", lang, label=origin or "spec", type=type(data).__name__))
+    ps = Problems(lang)
     for key in data:
         if key not in TOP_KEYS:
-            problems.append(f"unknown top-level key '{key}'{did_you_mean(str(key), TOP_KEYS)}; allowed: {', '.join(TOP_KEYS)}")
+            ps.add("top_key", key=key, hint=ps.hint(str(key), TOP_KEYS), allowed=", ".join(TOP_KEYS))
     name = data.get("name")
     if name is None:
         name = Path(origin).stem if origin and origin.endswith((".yaml", ".yml", ".json")) else (origin or "network")
     elif not isinstance(name, str) or not name:
-        problems.append(f"'name' must be a non-empty text; received {name!r}")
+        ps.add("name", value=repr(name))
         name = "network"
-    shape = _parse_input(data.get("input"), problems)
+    shape = _parse_input(data.get("input"), ps)
     items = data.get("layers")
     layers: tuple[Layer, ...] = ()
     if not isinstance(items, list) or not items:
-        problems.append(
-            "'layers' must be a non-empty list, e.g. layers: [{conv: 32}, {pool: 2}, flatten, {output: 10}]; "
-            f"received {items!r}"
-        )
+        ps.add("layers", value=repr(items))
     else:
-        layers = _parse_layers(items, "", problems, top=True)
+        layers = _parse_layers(items, "", ps, top=True)
     description = data.get("description", "")
     if not isinstance(description, str):
-        problems.append(f"'description' must be text; received {description!r}")
+        ps.add("description", value=repr(description))
         description = ""
-    if problems:
-        n = len(problems)
+    if ps.items:
+        n = len(ps.items)
+        label = origin or tr("spec.the_spec", lang)
         raise SpecError(
-            f"{'the spec' if origin is None else origin} has {n} problem{'s' if n > 1 else ''}:\n  - "
-            + "\n  - ".join(problems)
-            + "\n(shapes are checked once these are fixed)",
-            problems,
+            tr("spec.header", lang, label=label, n=n, s="s" if n > 1 else "") + "\n  - " + "\n  - ".join(ps.items)
+            + "\n" + tr("spec.footer", lang),
+            ps.items,
         )
     return Spec(name=name, input=shape, layers=layers, description=description, source=origin)
 
 
-def _parse_input(value: Any, problems: list[str]) -> tuple[int, int, int]:
+def _parse_input(value: Any, ps: Problems) -> tuple[int, int, int]:
     ok = (
         isinstance(value, list)
         and len(value) == 3
@@ -158,47 +167,41 @@ def _parse_input(value: Any, problems: list[str]) -> tuple[int, int, int]:
     )
     if not ok:
         if value is None:
-            problems.append("missing 'input': give [channels, height, width], e.g. input: [3, 32, 32]")
+            ps.add("input_missing")
         else:
-            problems.append(f"'input' must be [channels, height, width] with positive integers; received {value!r}")
+            ps.add("input_bad", value=repr(value))
         return (1, 1, 1)
     return (value[0], value[1], value[2])
 
 
 def where(index: str, kind: str | None, line: int | None, lang: str = "en") -> str:
     """``layer 3 (conv, line 9)`` — how every message names a layer."""
-    from cnnlab.i18n import tr
-
     word_line = tr("analysis.where.line", lang) if lang != "en" else "line"
     extra = ", ".join(x for x in (kind, f"{word_line} {line}" if line else None) if x)
     word = tr("analysis.where.layer", lang) if lang != "en" else "layer"
     return f"{word} {index}" + (f" ({extra})" if extra else "")
 
 
-def _parse_layers(items: list[Any], prefix: str, problems: list[str], top: bool) -> tuple[Layer, ...]:
+def _parse_layers(items: list[Any], prefix: str, ps: Problems, top: bool) -> tuple[Layer, ...]:
     lines: list[int | None] = getattr(items, "item_lines", [None] * len(items))
     out: list[Layer] = []
     for i, item in enumerate(items):
         index = f"{prefix}{i}"
-        layer = _parse_item(item, index, lines[i], problems)
+        layer = _parse_item(item, index, lines[i], ps)
         if layer is None:
             continue
-        here = where(index, layer.KIND.value, lines[i])
+        here = where(index, layer.KIND.value, lines[i], ps.lang)
         if not top and layer.KIND in SPATIAL_ONLY:
-            problems.append(f"{here}: a residual branch keeps (C, H, W) maps, so '{layer.KIND}' cannot be inside it")
+            ps.add("in_branch", where=here, kind=layer.KIND.value)
         if top and isinstance(layer, Output) and i != len(items) - 1:
-            problems.append(f"{here}: 'output' must be the last layer (it gives the class logits); move it to the end")
+            ps.add("output_not_last", where=here)
         out.append(layer)
     if top and items and not (out and isinstance(out[-1], Output)):
-        last_line = lines[-1]
-        problems.append(
-            f"{where(str(len(items) - 1), None, last_line)}: the last layer must be 'output: N' (N classes), "
-            "e.g. '- output: 10'"
-        )
+        ps.add("no_output", where=where(str(len(items) - 1), None, lines[-1], ps.lang))
     return tuple(out)
 
 
-def _parse_item(item: Any, index: str, line: int | None, problems: list[str]) -> Layer | None:
+def _parse_item(item: Any, index: str, line: int | None, ps: Problems) -> Layer | None:
     if isinstance(item, str):
         kind_name, value = item, None
     elif isinstance(item, dict) and len(item) == 1:
@@ -207,49 +210,46 @@ def _parse_item(item: Any, index: str, line: int | None, problems: list[str]) ->
         kind_name, value = item["kind"], {k: v for k, v in item.items() if k != "kind"}
     else:
         keys = ", ".join(map(str, item)) if isinstance(item, dict) else repr(item)
-        problems.append(
-            f"{where(index, None, line)}: each layer is one kind with its options, e.g. '- conv: {{filters: 32}}'; "
-            f"received {keys} (check the indentation: options go inside the braces or one level deeper)"
-        )
+        ps.add("one_kind", where=where(index, None, line, ps.lang), keys=keys)
         return None
-    kind = _parse_kind(kind_name, index, line, problems)
+    kind = _parse_kind(kind_name, index, line, ps)
     if kind is None:
         return None
     cls = LAYER_CLASSES[kind]
-    here = where(index, kind.value, line)
-    kwargs = _layer_kwargs(cls, value, here, problems)
+    here = where(index, kind.value, line, ps.lang)
+    kwargs = _layer_kwargs(cls, value, here, ps)
     if kwargs is None:
         return None
     if cls is Residual and "layers" in kwargs:
-        kwargs["layers"] = _parse_branch(kwargs["layers"], index, here, problems)
+        kwargs["layers"] = _parse_branch(kwargs["layers"], index, here, ps)
         if kwargs["layers"] is None:
             return None
     layer: Layer = cls(**kwargs, line=line)
     return layer
 
 
-def _parse_branch(items: Any, index: str, here: str, problems: list[str]) -> tuple[Layer, ...] | None:
+def _parse_branch(items: Any, index: str, here: str, ps: Problems) -> tuple[Layer, ...] | None:
     if not isinstance(items, list) or not items:
-        problems.append(f"{here}: 'layers' must be a non-empty list of layers for the branch; received {items!r}")
+        ps.add("branch", where=here, value=repr(items))
         return None
-    return _parse_layers(items, f"{index}.", problems, top=False)
+    return _parse_layers(items, f"{index}.", ps, top=False)
 
 
-def _parse_kind(name: Any, index: str, line: int | None, problems: list[str]) -> Kind | None:
+def _parse_kind(name: Any, index: str, line: int | None, ps: Problems) -> Kind | None:
     text = str(name).strip().lower() if isinstance(name, str) else None
     if text is not None:
         for kind in Kind:
             if kind.value == text:
                 return kind
     choices = [k.value for k in Kind]
-    hint = did_you_mean(str(name), choices)
+    hint = ps.hint(str(name), choices)
     if not hint and text is not None and text.replace("-", "_") in ALIASES:
-        hint = f"; did you mean '{ALIASES[text.replace('-', '_')]}'?"
-    problems.append(f"{where(index, None, line)}: unknown layer kind '{name}'{hint} Allowed: {', '.join(choices)}")
+        hint = ps.hint(ALIASES[text.replace("-", "_")], choices)
+    ps.add("kind", where=where(index, None, line, ps.lang), name=name, hint=hint, allowed=", ".join(choices))
     return None
 
 
-def _layer_kwargs(cls: type, value: Any, here: str, problems: list[str]) -> dict[str, Any] | None:
+def _layer_kwargs(cls: type, value: Any, here: str, ps: Problems) -> dict[str, Any] | None:
     converters: dict[str, Callable[[Any], Any]] = CONVERTERS[cls]
     allowed = [f.name for f in fields(cls) if f.name != "line"]
     required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
@@ -258,7 +258,7 @@ def _layer_kwargs(cls: type, value: Any, here: str, problems: list[str]) -> dict
     elif isinstance(value, dict):
         raw = dict(value)
     elif cls is Flatten:
-        problems.append(f"{here}: flatten takes no options; write '- flatten'; received {value!r}")
+        ps.add("flatten", where=here, value=repr(value))
         return None
     else:
         raw = {cls.MAIN: value}  # type: ignore[attr-defined]
@@ -267,19 +267,21 @@ def _layer_kwargs(cls: type, value: Any, here: str, problems: list[str]) -> dict
     suggested: set[str] = set()
     for key, val in raw.items():
         if key not in converters:
-            hint = did_you_mean(str(key), allowed)
+            hint = ps.hint(str(key), allowed)
             suggested.update(a for a in allowed if f"'{a}'" in hint)
-            problems.append(f"{here}: unknown key '{key}'{hint} Allowed keys: {', '.join(allowed) or 'none'}")
+            ps.add("key", where=here, key=key, hint=hint, allowed=", ".join(allowed) or "-")
             ok = False
             continue
         try:
             kwargs[key] = converters[key](val)
         except Bad as exc:
-            problems.append(f"{here}: '{key}' {exc}; received {val!r}{exc.hint}")
+            hint = ps.hint(str(val), exc.options) if exc.options else ""
+            ps.add("value", where=here, key=key, rule=tr(f"spec.bad.{exc.rule}", ps.lang, **exc.values),
+                   value=repr(val), hint=hint)
             ok = False
     for key in required:
         if key not in raw and key not in suggested:
-            problems.append(f"{here}: missing '{key}', e.g. '- {cls.KIND.value}: {_EXAMPLE[key]}'")  # type: ignore[attr-defined]
+            ps.add("missing", where=here, key=key, kind=cls.KIND.value, example=_EXAMPLE[key])  # type: ignore[attr-defined]
             ok = False
     return kwargs if ok else None
 
