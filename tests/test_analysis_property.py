@@ -62,6 +62,8 @@ def pool_layer(draw: st.DrawFn) -> dict[str, Any]:
     else:
         body["padding"] = draw(st.integers(0, size // 2))
         body["ceil"] = draw(st.booleans())
+    if body["kind"] == "avg" and draw(st.booleans()):
+        body["trainable"] = True  # LeNet-1998 subsampling: 2 parameters per map
     return {"pool": body}
 
 

@@ -5,6 +5,7 @@ Run: .venv/bin/pytest tests/test_analysis_torch.py
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -176,3 +177,11 @@ def test_summary_of_built_model_equals_analysis() -> None:
     a = analyze("book-cnn")
     assert s.total_params == a.total_params
     assert s.total_macs == a.total_macs
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_example_builds_and_matches(path: Path) -> None:
+    import yaml
+
+    check_against_torch(yaml.safe_load(path.read_text()))
