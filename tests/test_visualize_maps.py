@@ -51,7 +51,7 @@ def test_captions_carry_the_output_shape() -> None:
     maps = feature_maps(net, torch.rand(3, 16, 16), [0, 3])
     image = (np.random.default_rng(0).random((3, 16, 16)) * 255).astype(np.uint8)
     fig = plot_feature_maps(maps, image, max_channels=4)
-    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    titles = [ax.texts[0].get_text() for ax in fig.axes]  # the caption above each row
     assert titles[1].startswith("layer 0 · conv · output 8×16×16")
     assert "first 4 of 8 channels" in titles[1]
     assert titles[2].startswith("layer 3 · pool · output 16×4×4")

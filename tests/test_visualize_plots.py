@@ -86,5 +86,5 @@ def test_mistakes_grid_captions() -> None:
     idx = top_mistakes(np.array([1.2, 0.0, 2.3, 0.0]), preds, labels, 16)
     assert idx.tolist() == [2, 0]
     fig = plot_mistakes(images, labels, preds, probs, idx, ["zero", "one", "two"])
-    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    titles = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert titles == ["true: two (10%)\npred: zero (90%)", "true: zero (30%)\npred: one (70%)"]

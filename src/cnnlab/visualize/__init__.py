@@ -17,7 +17,7 @@ The ``cnnlab show ...`` commands are thin wrappers over these functions.
 from __future__ import annotations
 
 from cnnlab.visualize._common import figure_png, new_figure, save_figure
-from cnnlab.visualize.cam import CamResult, draw_cam, grad_cam, plot_cam, save_cam
+from cnnlab.visualize.cam import CamResult, draw_cam, grad_cam, plot_cam, plot_cam_grid, save_cam
 from cnnlab.visualize.confusion import normalise_rows, plot_confusion, save_confusion
 from cnnlab.visualize.curves import Curves, curves_data, plot_curves, save_curves
 from cnnlab.visualize.filters import FilterGrid, filter_grid, plot_filters, save_filters
@@ -33,7 +33,7 @@ from cnnlab.visualize.mistakes import plot_mistakes, save_mistakes, top_mistakes
 __all__ = [
     "CamResult", "Curves", "FeatureMaps", "FilterGrid",
     "curves_data", "draw_cam", "feature_maps", "figure_png", "filter_grid", "grad_cam", "new_figure",
-    "normalise_rows", "plot_cam", "plot_confusion", "plot_curves", "plot_feature_maps", "plot_filters",
+    "normalise_rows", "plot_cam", "plot_cam_grid", "plot_confusion", "plot_curves", "plot_feature_maps", "plot_filters",
     "plot_mistakes", "save_cam", "save_confusion", "save_curves", "save_feature_maps", "save_figure",
     "save_filters", "save_mistakes", "spatial_layers", "top_mistakes",
 ]

@@ -25,18 +25,23 @@ from cnnlab.utils.io import atomic_path
 
 if TYPE_CHECKING:
     import torch
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
     from torch import nn
 
 DEFAULT_DPI = 100
 
 
-def new_figure(width: float, height: float, dpi: int = DEFAULT_DPI) -> Figure:
-    """A figure on its own Agg canvas (no pyplot, no global state)."""
+def new_figure(width: float, height: float, dpi: int = DEFAULT_DPI, *, layout: str | None = "constrained") -> Figure:
+    """A figure on its own Agg canvas (no pyplot, no global state).
+
+    Image grids pass ``layout=None`` and place their axes themselves: constrained layout measures every
+    title and tick label and costs most of the drawing time of a grid of 16 small images.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=dpi, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -74,17 +79,21 @@ def model_layers(model: nn.Module) -> Sequence[nn.Module]:
     )
 
 
-def check_layer_index(index: int, count: int, allowed: Sequence[int] | None = None, what: str = "layer") -> int:
+def check_layer_index(index: int, count: int, allowed: Sequence[int] | None = None, what: str = "layer",
+                      kinds: Sequence[str] | None = None) -> int:
     """Return ``index`` (negative counts from the end) or raise a message listing the valid choices."""
     resolved = index + count if index < 0 else index
     choices = list(range(count)) if allowed is None else list(allowed)
-    if resolved not in choices:
-        shown = _compact(choices)
-        raise CnnlabError(
-            f"{what} index {index} is out of range: this network has {count} layers (0..{count - 1}); "
-            f"valid choices here: {shown}; see `cnnlab summary` for the layer numbers"
-        )
-    return resolved
+    if resolved in choices:
+        return resolved
+    if 0 <= resolved < count:
+        kind = f"a {kinds[resolved]} layer" if kinds is not None else "not usable here"
+        raise CnnlabError(f"layer {index} is {kind}, not a {what}; {what}s in this network: {_compact(choices)}; "
+                          "see `cnnlab summary` for the layer numbers")
+    raise CnnlabError(
+        f"layer index {index} is out of range: this network has {count} layers (0..{count - 1}); "
+        f"{what}s here: {_compact(choices)}; see `cnnlab summary` for the layer numbers"
+    )
 
 
 def _compact(values: Sequence[int]) -> str:
@@ -208,6 +217,33 @@ def require_weights_file(path: Path) -> None:
             f"run folder {str(path)!r} has no weights (expected checkpoints/best.safetensors or "
             "last.safetensors); train it first with `cnnlab train` or point to a finished run"
         )
+
+
+def caption(ax: Axes, text: str, *, size: float = 8, color: str = "#222", left: bool = False) -> None:
+    """A title above ``ax`` drawn as plain text (cheaper to lay out than ``set_title``)."""
+    ax.text(0.0 if left else 0.5, 1.02, text, transform=ax.transAxes, fontsize=size, color=color,
+            ha="left" if left else "center", va="bottom")
+
+
+def grid_figure(rows: int, cols: int, cell_w: float, cell_h: float, *, top: float = 0.45,
+                caption_h: float = 0.0, dpi: int = DEFAULT_DPI) -> tuple[Figure, np.ndarray]:
+    """A figure holding a ``rows x cols`` grid of image axes with room for captions, placed by hand.
+
+    ``cell_w``/``cell_h`` are the image size in inches; ``caption_h`` the room above each image;
+    ``top`` the room for a figure title. Returns the figure and the axes array ``(rows, cols)``.
+    """
+    gap = 0.08
+    width = cols * (cell_w + gap) + gap
+    height = rows * (cell_h + caption_h + gap) + top + gap
+    fig = new_figure(width, height, dpi, layout=None)
+    axes = np.empty((rows, cols), dtype=object)
+    for r in range(rows):
+        for c in range(cols):
+            x0 = gap + c * (cell_w + gap)
+            y0 = height - top - (r + 1) * (cell_h + caption_h + gap) + gap
+            axes[r, c] = fig.add_axes((x0 / width, y0 / height, cell_w / width, cell_h / height))
+            axes[r, c].set_axis_off()
+    return fig, axes
 
 
 def mosaic(tiles: np.ndarray, cols: int, pad: int = 1, fill: float = 1.0) -> np.ndarray:

@@ -24,11 +24,14 @@ from cnnlab.errors import CnnlabError
 from cnnlab.i18n import tr
 from cnnlab.visualize._common import (
     as_batch,
+    caption,
     capture_outputs,
     check_layer_index,
     conv_layer_indices,
     display_image,
     eval_mode,
+    grid_figure,
+    layer_kind,
     model_layers,
     new_figure,
     save_figure,
@@ -77,8 +80,8 @@ def grad_cam(
             "Grad-CAM needs a conv layer, and this network has none (only dense layers); "
             "use `cnnlab show maps` or add a conv layer to the spec"
         )
-    index = convs[-1] if layer is None else check_layer_index(layer, len(model_layers(model)), convs,
-                                                               what="conv layer")
+    kinds = [layer_kind(m) for m in model_layers(model)]
+    index = convs[-1] if layer is None else check_layer_index(layer, len(kinds), convs, "conv layer", kinds)
     x = as_batch(image).detach().clone().requires_grad_(True)  # (1, C, H, W); grad keeps A in the graph
     with eval_mode(model), torch.enable_grad(), capture_outputs(model, [index], keep_graph=True) as outs:
         logits = model(x)  # (1, K)
@@ -148,3 +151,32 @@ def save_cam(
     """Compute Grad-CAM for ``image`` (preprocessed) and save the overlay on ``display`` as PNG."""
     cam = grad_cam(model, image, target, layer=layer)
     return save_figure(plot_cam(display, cam, classes, lang=lang), path)
+
+
+def plot_cam_grid(
+    images: np.ndarray,
+    cams: list[CamResult],
+    labels: np.ndarray,
+    classes: list[str],
+    *,
+    lang: str = "en",
+) -> Figure:
+    """Several examples side by side: the input on top, its Grad-CAM overlay below, titled
+    ``true → predicted (p)`` in green when right and red when wrong. ``images`` is uint8 ``(N, C, H, W)``."""
+    n = len(cams)
+    fig, axes = grid_figure(2, max(n, 1), 1.45, 1.45, top=0.1, caption_h=0.2)
+    for k, cam in enumerate(cams):
+        true = int(labels[k])
+        top, bottom = axes[0, k], axes[1, k]
+        top.imshow(display_image(images[k]), cmap="gray", interpolation="nearest")
+        right = cam.predicted == true
+        caption(top, tr("visualize.cam.example", lang, true=_short(classes, true), pred=_short(classes, cam.predicted),
+                        prob=float(cam.probabilities[cam.predicted])), size=7.5,
+                color="#1a7f37" if right else "#c0392b")
+        draw_cam(bottom, images[k], cam)
+    return fig
+
+
+def _short(classes: list[str], index: int) -> str:
+    name = classes[index] if 0 <= index < len(classes) else str(index)
+    return name if len(name) <= 10 else name[:9] + "…"

@@ -27,6 +27,7 @@ from cnnlab.visualize._common import (
     check_layer_index,
     conv_layer_indices,
     find_conv,
+    layer_kind,
     model_layers,
     mosaic,
     new_figure,
@@ -88,7 +89,8 @@ def filter_grid(
     if not convs:
         raise CnnlabError("this network has no conv layers, so it has no filters to show")
     count = len(model_layers(model))
-    index = convs[0] if layer is None else check_layer_index(layer, count, convs, what="conv layer")
+    kinds = [layer_kind(m) for m in model_layers(model)]
+    index = convs[0] if layer is None else check_layer_index(layer, count, convs, "conv layer", kinds)
     conv = find_conv(model_layers(model)[index])
     assert conv is not None
     weight = conv.weight.detach().float().cpu().numpy()  # (F, C/groups, kh, kw)
@@ -110,11 +112,15 @@ def plot_filters(grid: FilterGrid, *, lang: str = "en", kind: str = "conv") -> F
     cols = _columns(n, tw / th)
     pad = max(2, th // 2)
     image = mosaic(tiles, cols=cols, pad=pad, fill=1.0 if grid.colour else OUTER_GAP)
-    scale = 0.28 if grid.colour or grid.weights.shape[1] == 1 else 0.11
-    width = min(11.0, max(4.0, cols * tw * scale + 0.6))
-    height = min(14.0, max(2.2, width * image.shape[0] / image.shape[1] + 1.0))
-    fig = new_figure(width, height)
-    ax = fig.add_subplot()
+    scale = 0.28 if grid.colour or grid.weights.shape[1] == 1 else 0.11  # inches per kernel pixel
+    aspect = image.shape[0] / image.shape[1]
+    img_w = min(10.5, max(3.5, cols * tw * scale))
+    img_h = img_w * aspect
+    if img_h > 12.0:
+        img_h, img_w = 12.0, 12.0 / aspect
+    width, height = max(img_w + 0.3, 6.0), img_h + 0.9
+    fig = new_figure(width, height, layout=None)
+    ax = fig.add_axes(((width - img_w) / 2 / width, 0.4 / height, img_w / width, img_h / height))
     from matplotlib import colormaps
 
     cmap = None if grid.colour else colormaps["gray"].with_extremes(bad="#9dbbe0", over="white")
@@ -128,8 +134,8 @@ def plot_filters(grid: FilterGrid, *, lang: str = "en", kind: str = "conv") -> F
     kh, kw = grid.weights.shape[2:]
     title = tr("visualize.filters.title", lang, layer=grid.layer, kind=kind, shown=n,
                total=grid.total_filters, kh=kh, kw=kw)
-    ax.set_title(title, fontsize=10)
-    fig.supxlabel(_note(grid, lang), fontsize=8, color="#555")
+    fig.text(0.5, 1 - 0.08 / height, title, ha="center", va="top", fontsize=10)
+    fig.text(0.5, 0.06 / height, _note(grid, lang), ha="center", va="bottom", fontsize=8, color="#555")
     return fig
 
 

@@ -21,6 +21,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.i18n import tr
 from cnnlab.visualize._common import (
     as_batch,
+    caption,
     capture_outputs,
     check_layer_index,
     display_image,
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from torch import nn
 
-SPATIAL_KINDS = ("conv", "pool")
+SPATIAL_KINDS = ("conv", "pool", "residual")
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,18 @@ class FeatureMaps:
         return tuple(int(d) for d in self.values.shape)
 
 
+def layer_kinds(model: nn.Module) -> list[str]:
+    """Each layer's kind: from the model's own analysis (``cnnlab.model.build``), else guessed from modules."""
+    rows = getattr(getattr(model, "analysis", None), "layers", None)
+    layers = model_layers(model)
+    if isinstance(rows, list) and len(rows) == len(layers):
+        return [str(row.kind) for row in rows]
+    return [layer_kind(m) for m in layers]
+
+
 def spatial_layers(model: nn.Module, kinds: Sequence[str] | None = None) -> list[int]:
-    """Indices of the conv and pool layers (``kinds`` from an analysis win over module inspection)."""
-    found = kinds if kinds is not None else [layer_kind(m) for m in model_layers(model)]
+    """Indices of the conv, pool and residual layers (``kinds`` from an analysis win over guessing)."""
+    found = kinds if kinds is not None else layer_kinds(model)
     return [i for i, k in enumerate(found) if k in SPATIAL_KINDS]
 
 
@@ -69,14 +79,14 @@ def feature_maps(
 ) -> list[FeatureMaps]:
     """Run one preprocessed image ``(C, H, W)`` through ``model`` and return the outputs of ``layers``.
 
-    ``layers`` defaults to every conv/pool layer. ``kinds`` (``analysis.layers[i].kind``) names the
+    ``layers`` defaults to every conv/pool/residual layer. ``kinds`` (``analysis.layers[i].kind``) names the
     layers in captions. The model's train/eval flags are restored and the hooks removed afterwards.
     """
     import torch
 
     count = len(model_layers(model))
-    names = list(kinds) if kinds is not None else [layer_kind(m) for m in model_layers(model)]
-    chosen = spatial_layers(model, names) if layers is None else [check_layer_index(i, count) for i in layers]
+    names = list(kinds) if kinds is not None else layer_kinds(model)
+    chosen = spatial_layers(model, names) if layers is None else [check_layer_index(i, count, what="layer") for i in layers]
     if not chosen:
         raise CnnlabError("this network has no conv or pool layers, so there are no feature maps to show")
     x = as_batch(image)  # (1, C, H, W)
@@ -100,17 +110,23 @@ def plot_feature_maps(
 
     ``image`` (``(C, H, W)``, uint8 or float) is drawn first as the reference input.
     """
-    rows = len(maps) + (image is not None)
-    width = 10.0
-    tile = width / max(4, min(max_channels, max((len(m.values) for m in maps), default=1)))
-    fig = new_figure(width, (tile + 0.35) * rows + 0.2)
-    axes = fig.subplots(rows, 1, squeeze=False)[:, 0]
-    if image is not None:
-        axes[0].imshow(display_image(image), cmap="gray", interpolation="nearest")
-        axes[0].set_title(tr("visualize.maps.input", lang), fontsize=9, loc="left")
-        axes[0].set_axis_off()
-    for ax, fm in zip(axes[rows - len(maps):], maps, strict=True):  # one row per layer
-        _draw_row(ax, fm, max_channels, lang)
+    width, margin, caption_h = 10.0, 0.1, 0.28
+    most = max((len(m.values) if m.values.ndim == 3 else 1 for m in maps), default=1)
+    tile = (width - 2 * margin) / max(6, min(max_channels, most))  # inches per channel tile
+    rows: list[tuple[str, FeatureMaps | None]] = ([("input", None)] if image is not None else [])
+    rows += [("layer", fm) for fm in maps]
+    height = len(rows) * (tile + caption_h) + margin
+    fig = new_figure(width, height, layout=None)
+    for r, (_, fm) in enumerate(rows):
+        bottom = height - (r + 1) * (tile + caption_h)
+        ax = fig.add_axes((margin / width, bottom / height, 1 - 2 * margin / width, tile * 0.92 / height))
+        ax.set_anchor("W")
+        if fm is None:
+            ax.imshow(display_image(image), cmap="gray", interpolation="nearest")  # type: ignore[arg-type]
+            caption(ax, tr("visualize.maps.input", lang), size=9, left=True)
+            ax.set_axis_off()
+        else:
+            _draw_row(ax, fm, max_channels, lang)
     return fig
 
 
@@ -127,10 +143,10 @@ def _draw_row(ax: Axes, fm: FeatureMaps, max_channels: int, lang: str) -> None:
     ax.imshow(mosaic(tiles, cols=len(tiles), pad=pad, fill=np.nan), cmap=cmap, vmin=0, vmax=1,
               interpolation="nearest")
     shape = "×".join(str(d) for d in fm.shape)
-    caption = tr("visualize.maps.caption", lang, layer=fm.layer, kind=fm.kind, shape=shape)
+    text = tr("visualize.maps.caption", lang, layer=fm.layer, kind=fm.kind, shape=shape)
     if len(shown) < len(values):
-        caption += " · " + tr("visualize.maps.more", lang, shown=len(shown), total=len(values))
-    ax.set_title(caption, fontsize=9, loc="left")
+        text += " · " + tr("visualize.maps.more", lang, shown=len(shown), total=len(values))
+    caption(ax, text, size=9, left=True)
     ax.set_axis_off()
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cnnlab.i18n import tr
-from cnnlab.visualize._common import display_image, new_figure, save_figure
+from cnnlab.visualize._common import caption, display_image, grid_figure, save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -44,20 +44,18 @@ def plot_mistakes(
     n = len(indices)
     cols = min(8, max(1, n))
     rows = max(1, -(-n // cols))
-    fig = new_figure(1.35 * cols + 0.3, 1.6 * rows + 0.5)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    fig, grid = grid_figure(rows, cols, 1.15, 1.15, caption_h=0.34)
+    axes = grid.ravel()
     for ax, idx in zip(axes, indices, strict=False):
         true, pred = int(labels[idx]), int(predictions[idx])
         ax.imshow(display_image(images[idx]), cmap="gray", interpolation="nearest")
-        ax.set_title(tr("visualize.mistakes.caption", lang, true=_name(classes, true), pred=_name(classes, pred),
-                        prob=float(probabilities[idx, pred]), ptrue=float(probabilities[idx, true])),
-                     fontsize=7, color="#a00")
-    for ax in axes:
-        ax.set_axis_off()
+        caption(ax, tr("visualize.mistakes.caption", lang, true=_name(classes, true), pred=_name(classes, pred),
+                       prob=float(probabilities[idx, pred]), ptrue=float(probabilities[idx, true])),
+                size=7, color="#a00")
     if n == 0:
         axes[0].text(0.5, 0.5, tr("visualize.mistakes.none", lang), ha="center", va="center")
     seen = len(labels) if total is None else total
-    fig.suptitle(tr("visualize.mistakes.title", lang, n=n, total=seen), fontsize=10)
+    fig.suptitle(tr("visualize.mistakes.title", lang, n=n, total=f"{seen:,}".replace(",", "." if lang == "pt" else ",")), fontsize=10, y=0.995, va="top")
     return fig
 
 
