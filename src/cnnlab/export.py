@@ -170,17 +170,19 @@ def _export_dynamo(model: Any, example: Any, opset: int) -> Any:
 
 
 def _export_legacy(model: Any, example: Any, opset: int) -> Any:
+    import tempfile
+
     import onnx
     import torch
 
-    buffer = io.BytesIO()
-    with _quiet():
+    with tempfile.TemporaryDirectory(prefix="cnnlab-onnx-") as folder, _quiet():
+        path = Path(folder) / "model.onnx"
         torch.onnx.export(
-            model, (example,), buffer, dynamo=False, verbose=False, opset_version=opset,
+            model, (example,), path, dynamo=False, verbose=False, opset_version=opset,
             input_names=["input"], output_names=["logits"],
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
         )
-    return onnx.load_from_string(buffer.getvalue())
+        return onnx.load(str(path))
 
 
 @contextlib.contextmanager
@@ -202,7 +204,8 @@ def _parity(model: Any, run: RunLike, data: bytes, ort: Any) -> float:
     import torch
 
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    shape = tuple(int(d) for d in run.input_shape)
+    c, h, w = (int(d) for d in run.input_shape)
+    shape = (c, h, w)
     worst = 0.0
     for i, batch in enumerate(CHECK_BATCHES):
         x = preprocess_batch(run, _sample_images(batch, shape, seed=100 + i), "cpu")  # (B, C, H, W)
@@ -252,7 +255,7 @@ def _parse(enum: type[Enum], value: Any, what: str) -> Any:
     try:
         return enum(value)
     except ValueError:
-        choices = [str(m.value) for m in enum]  # type: ignore[attr-defined]
+        choices = [str(m.value) for m in enum]
         raise CnnlabError(
             f"unknown {what} {value!r}; use one of: {', '.join(choices)}{did_you_mean(str(value), choices)}"
         ) from None

@@ -21,7 +21,7 @@ _FMT = argparse.ArgumentDefaultsHelpFormatter
 OUTPUT_FORMATS = ("table", "json", "csv")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     _register_evaluate(sub)
     _register_predict(sub)
     _register_export(sub)

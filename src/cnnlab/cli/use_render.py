@@ -143,6 +143,7 @@ def render_predictions(results: list[Prediction], fmt: str, *, top_k: int, lang:
     if top_k > 1:
         table.add_column(tr("use.col.next", lang))
     for r in results:
+        row: list[Any]
         if not r.ok:
             row = [r.source, Text(tr("use.predict.error", lang), style="bold red"), "", Text(r.error or "", style="red")]
         else:
