@@ -93,6 +93,22 @@ def test_truncated_idx_is_a_precise_error(tmp_path: Path) -> None:
         load_data(tmp_path, (1, 28, 28), progress=False)
 
 
+def test_truncated_gzip_idx_is_a_precise_error(tmp_path: Path) -> None:
+    write_idx(tmp_path, "train", np.zeros((10, 28, 28), np.uint8), np.arange(10) % 2, gz=True)
+    p = tmp_path / "train-images-idx3-ubyte.gz"
+    p.write_bytes(p.read_bytes()[:-30])
+    with pytest.raises(DataError, match="gzip data is truncated or corrupt.*download the file again"):
+        load_data(tmp_path, (1, 28, 28), progress=False)
+
+
+def test_labels_and_images_disagree(tmp_path: Path) -> None:
+    write_idx(tmp_path, "train", np.zeros((10, 28, 28), np.uint8), np.arange(10) % 2)
+    write_idx(tmp_path / "x", "train", np.zeros((4, 28, 28), np.uint8), np.arange(4) % 2)
+    (tmp_path / "x" / "train-labels-idx1-ubyte.gz").replace(tmp_path / "train-labels-idx1-ubyte.gz")
+    with pytest.raises(DataError, match="has 10 images but .* has 4 labels"):
+        load_data(tmp_path, (1, 28, 28), progress=False)
+
+
 def make_folder(root: Path, counts: dict[str, int], size: tuple[int, int] = (20, 16)) -> None:
     for k, (name, n) in enumerate(counts.items()):
         (root / name).mkdir(parents=True, exist_ok=True)

@@ -134,13 +134,13 @@ def assign_splits(raw: RawData, *, val_split: float, test_split: float, seed: in
         raise DataError(f"{raw.description}: no readable training images ({len(raw.skipped)} skipped)")
     tr, va, te = stratified_split(pool.labels, val=val_split if need_val else 0.0,
                                   test=test_split if need_test else 0.0, seed=seed)
-    out = {"train": _take(pool, tr)}
-    out["val"] = _take(pool, va) if need_val else given["val"]
+    out = {"val": _take(pool, va) if need_val else given["val"]}
     if need_test:
         out["test"] = _take(pool, te)
     elif "test" in given:
         out["test"] = given["test"]
-    return out
+    out["train"] = _take_last(pool, tr)  # after val/test were copied out: may reuse the pool's memory
+    return {k: out[k] for k in ("train", "val", "test") if k in out}
 
 
 def _take(split: RawSplit, index: np.ndarray) -> RawSplit:
@@ -149,6 +149,24 @@ def _take(split: RawSplit, index: np.ndarray) -> RawSplit:
     rows = index.tolist()
     hashes = [split.hashes[i] for i in rows] if split.hashes else None
     return RawSplit(split.images[index], split.labels[index], [split.sources[i] for i in rows], hashes)
+
+
+def _take_last(split: RawSplit, index: np.ndarray) -> RawSplit:
+    """``_take`` that compacts the kept rows inside the pool's own array when it may be written.
+
+    ``index`` is sorted, so row ``j`` of the result comes from a row ``>= j``: copying forward
+    in blocks never overwrites a row still to be read. Saves a second copy of the training set.
+    """
+    images = split.images
+    if len(index) == len(split.labels) or not images.flags.writeable or isinstance(images, np.memmap):
+        return _take(split, index)
+    step = 4096
+    for j in range(0, len(index), step):
+        rows = index[j:j + step]
+        images[j:j + len(rows)] = images[rows]  # the right side is gathered before the write
+    rows_list = index.tolist()
+    hashes = [split.hashes[i] for i in rows_list] if split.hashes else None
+    return RawSplit(images[:len(index)], split.labels[index], [split.sources[i] for i in rows_list], hashes)
 
 
 def find_duplicates(splits: dict[str, RawSplit]) -> list[list[tuple[str, str]]]:

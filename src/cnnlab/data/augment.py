@@ -1,25 +1,36 @@
-"""Batch augmentation as tensor operations: random translation (pad + crop) and horizontal flip.
+"""Batch augmentation: random translation (zero padding + crop) and horizontal flip.
 
-Randomness comes from a ``torch.Generator`` the caller seeds per batch, so a batch's augmentation
-is a function of ``(seed, epoch, batch_index)`` only. The random numbers are drawn on the CPU and
-moved to the batch's device, so CPU and CUDA runs see the same crops and flips.
+The random draws for a batch come from a ``numpy.random.Generator`` the loader seeds from
+``(seed, epoch, batch_index, rank)``; the same draws are then applied either with numpy (a CPU
+batch, no torch intra-op threads on tiny tensors) or with torch on the batch's device (CUDA). Both
+are pure copies of uint8 pixels, so CPU and GPU runs see exactly the same crops and flips.
 
->>> import torch
->>> x = torch.arange(16, dtype=torch.uint8).reshape(1, 1, 4, 4)
->>> Augment(translate=0, hflip=False)(x, torch.Generator().manual_seed(0)).equal(x)
-True
+>>> import numpy as np
+>>> x = np.arange(16, dtype=np.uint8).reshape(1, 1, 4, 4)
+>>> Augment(translate=0, hflip=True)(x, np.random.default_rng(1))[0, 0, 0].tolist()
+[3, 2, 1, 0]
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
-import torch
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One batch's random choices: ``offsets`` (2, B) in ``0..2t`` (row, col), ``flips`` (B,) bool."""
+
+    offsets: np.ndarray
+    flips: np.ndarray
 
 
 @dataclass(frozen=True)
 class Augment:
-    """``translate``: shift by up to that many pixels (zero fill); ``hflip``: mirror half the images."""
+    """``translate``: shift by up to that many pixels (zero fill); ``hflip``: mirror about half the images."""
 
     translate: int = 0
     hflip: bool = False
@@ -34,22 +45,57 @@ class Augment:
     def active(self) -> bool:
         return self.translate > 0 or self.hflip
 
-    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """Augment ``x`` (B, C, H, W) of any dtype; returns a new tensor of the same shape."""
-        b, _, h, w = x.shape
-        if self.translate > 0:
-            t = int(self.translate)
-            offsets = torch.randint(0, 2 * t + 1, (2, b), generator=gen).to(x.device)  # (2, B)
+    def draw(self, batch: int, rng: np.random.Generator) -> Draw:
+        """The random choices for ``batch`` images (always drawn in the same order)."""
+        t = int(self.translate)
+        offsets = rng.integers(0, 2 * t + 1, size=(2, batch)) if t else np.full((2, batch), 0)
+        flips = rng.random(batch) < 0.5 if self.hflip else np.zeros(batch, bool)
+        return Draw(offsets.astype(np.int64), flips)
+
+    def __call__(self, x: Any, rng: np.random.Generator) -> Any:
+        """Augment ``x`` (B, C, H, W): a numpy array, or a torch tensor on any device."""
+        d = self.draw(int(x.shape[0]), rng)
+        return self.apply_numpy(x, d) if isinstance(x, np.ndarray) else self.apply_torch(x, d)
+
+    def apply_numpy(self, x: np.ndarray, d: Draw) -> np.ndarray:
+        b, c, h, w = x.shape
+        t = int(self.translate)
+        if t:
+            padded = np.zeros((b, c, h + 2 * t, w + 2 * t), x.dtype)  # (B, C, H+2t, W+2t)
+            padded[:, :, t:t + h, t:t + w] = x
+            index = _window_index(h, w, t)[d.offsets[0], d.offsets[1]]  # (B, H*W) in one padded plane
+            plane = (h + 2 * t) * (w + 2 * t)
+            rows = np.arange(b * c, dtype=np.int64).reshape(b, c, 1) * plane  # (B, C, 1) plane starts
+            x = padded.reshape(-1).take(rows + index[:, None, :]).reshape(b, c, h, w)  # one flat gather
+        if d.flips.any():
+            x = x.copy() if not t else x
+            x[d.flips] = x[d.flips, :, :, ::-1]
+        return x
+
+    def apply_torch(self, x: Any, d: Draw) -> Any:
+        import torch
+
+        b, c, h, w = x.shape
+        t = int(self.translate)
+        if t:
             padded = torch.nn.functional.pad(x, (t, t, t, t))  # (B, C, H+2t, W+2t), zeros
-            rows = offsets[0][:, None] + torch.arange(h, device=x.device)  # (B, H)
-            cols = offsets[1][:, None] + torch.arange(w, device=x.device)  # (B, W)
-            bi = torch.arange(b, device=x.device)[:, None, None, None]  # (B, 1, 1, 1)
-            ci = torch.arange(x.shape[1], device=x.device)[None, :, None, None]  # (1, C, 1, 1)
-            x = padded[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]  # (B, C, H, W)
-        if self.hflip:
-            flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)  # (B,)
-            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+            index = torch.from_numpy(_window_index(h, w, t)[d.offsets[0], d.offsets[1]]).to(x.device)  # (B, H*W)
+            flat = padded.flatten(2)  # (B, C, (H+2t)*(W+2t))
+            x = torch.gather(flat, 2, index[:, None, :].expand(b, c, h * w)).view(b, c, h, w)
+        if d.flips.any():
+            flips = torch.from_numpy(d.flips).to(x.device)  # (B,)
+            x = torch.where(flips[:, None, None, None], x.flip(3), x)
         return x
 
     def to_dict(self) -> dict[str, object]:
         return {"translate": int(self.translate), "hflip": bool(self.hflip)}
+
+
+@lru_cache(maxsize=16)
+def _window_index(h: int, w: int, t: int) -> np.ndarray:
+    """``[oy, ox]`` -> flat positions (H*W,) in the padded (H+2t, W+2t) image of the crop at (oy, ox)."""
+    pw = w + 2 * t
+    base = (np.arange(h)[:, None] * pw + np.arange(w)[None, :]).reshape(-1)  # (H*W,)
+    shifts = np.arange(2 * t + 1)
+    index = base[None, None, :] + shifts[:, None, None] * pw + shifts[None, :, None]
+    return index  # (2t+1, 2t+1, H*W)

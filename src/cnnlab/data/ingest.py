@@ -1,6 +1,6 @@
 """Decode (or probe) many image files in parallel on all cores, with a progress bar.
 
-Files are cut into chunks; worker processes (forkserver on Linux, so no torch in them) run the
+Files are cut into chunks; worker processes (``fork`` on Linux, ``spawn`` elsewhere) run the
 chunk and send back compact results: for decoding a uint8 block ``(n, C, H, W)``, the content
 hashes and the reasons of the files that failed. Unreadable files are left out of the array.
 """
@@ -10,8 +10,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -80,14 +81,32 @@ def run_chunks(fn: Callable[..., T], paths: list[str], args: tuple[Any, ...], ta
                 done += take(s, fn(paths[s:s + chunk], *args))
                 bar.update(done)
         else:
-            ctx = mp.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures = [(s, pool.submit(fn, paths[s:s + chunk], *args)) for s in starts]
-                for s, fut in futures:
-                    done += take(s, fut.result())
-                    bar.update(done)
+            for s in _pool_map(fn, paths, args, starts, chunk, workers):
+                done += take(*s)
+                bar.update(done)
     finally:
         bar.close()
+
+
+def _pool_map(fn: Callable[..., T], paths: list[str], args: tuple[Any, ...], starts: list[int], chunk: int,
+              workers: int) -> Iterator[tuple[int, T]]:
+    """``(start, fn(chunk))`` in order, from worker processes; in-process for what a broken pool left.
+
+    Linux uses ``fork`` (as PyTorch's DataLoader does): workers start at once and never re-import
+    the caller's ``__main__``. The workers only run Pillow and numpy. If the pool breaks (a worker
+    killed, e.g. by the OOM killer), the remaining chunks are done in this process.
+    """
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    finished = 0
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [(s, pool.submit(fn, paths[s:s + chunk], *args)) for s in starts]
+            for s, fut in futures:
+                yield s, fut.result()
+                finished += 1
+    except (BrokenProcessPool, OSError):
+        for s in starts[finished:]:
+            yield s, fn(paths[s:s + chunk], *args)
 
 
 def decode_files(paths: list[str], shape: tuple[int, int, int], resize: str, *,

@@ -3,8 +3,10 @@
 The order of an epoch is a function of ``(seed, epoch)`` only and the augmentation of a batch of
 ``(seed, epoch, batch_index)`` only (plus the rank, fixed for a process), so
 ``loader.iter_from(k)`` after an interruption yields exactly the batches ``k, k+1, ...`` that the
-uninterrupted run would have seen. No per-sample Python: a batch is one ``np.take`` of rows, one
-transfer, one normalisation (and augmentation) on the target device.
+uninterrupted run would have seen. No per-sample Python: a batch is one ``np.take`` of uint8 rows;
+on the CPU, augmentation and normalisation are numpy operations on the whole batch (torch's
+intra-op threads cost more than they save on batch-sized tensors); on CUDA the uint8 batch is
+copied once (pinned) and augmented and normalised there with torch operations.
 
 >>> import numpy as np
 >>> from cnnlab.data.types import ImageSet
@@ -51,11 +53,12 @@ class BatchLoader:
         self.rank, self.world_size = int(rank), int(world_size)
         self.device = torch.device(device)
         self.augment = augment if augment is not None and augment.active else None
-        std_t = torch.tensor([float(s) for s in std], dtype=torch.float32)
-        mean_t = torch.tensor([float(m) for m in mean], dtype=torch.float32)
-        # x/255 - mean) / std == x * scale - shift, one multiply and one subtract per pixel
-        self._scale = (1.0 / (255.0 * std_t)).view(1, -1, 1, 1).to(self.device)  # (1, C, 1, 1)
-        self._shift = (mean_t / std_t).view(1, -1, 1, 1).to(self.device)  # (1, C, 1, 1)
+        std_a = np.asarray([float(v) for v in std], np.float32).reshape(1, -1, 1, 1)  # (1, C, 1, 1)
+        mean_a = np.asarray([float(v) for v in mean], np.float32).reshape(1, -1, 1, 1)  # (1, C, 1, 1)
+        # (x/255 - mean) / std == x * scale - shift: one multiply and one subtract per pixel
+        self._scale_np, self._shift_np = (1.0 / (255.0 * std_a)).astype(np.float32), (mean_a / std_a).astype(np.float32)
+        self._scale = torch.from_numpy(self._scale_np).to(self.device)
+        self._shift = torch.from_numpy(self._shift_np).to(self.device)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -91,20 +94,38 @@ class BatchLoader:
         return self._batches(order, int(batch_index), n_batches, self.epoch)
 
     def _batches(self, order: np.ndarray, start: int, stop: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        pin = self.device.type == "cuda"
+        on_cpu = self.device.type == "cpu"
         for k in range(max(0, start), stop):
             idx = order[k * self.batch_size:(k + 1) * self.batch_size]
-            xb = torch.from_numpy(np.take(self.images, idx, axis=0))  # (B, C, H, W) uint8
+            xb = np.take(self.images, idx, axis=0)  # (B, C, H, W) uint8, a fresh copy
             yb = torch.from_numpy(self.labels[idx])  # (B,)
-            if pin:
-                xb, yb = xb.pin_memory(), yb.pin_memory()
-            xb = xb.to(self.device, non_blocking=pin)
-            yb = yb.to(self.device, non_blocking=pin)
-            if self.augment is not None:
-                xb = self.augment(xb, self._generator(epoch, k))
-            x = xb.to(torch.float32).mul_(self._scale).sub_(self._shift)  # (B, C, H, W)
-            yield x, yb
+            draw = self.augment.draw(len(idx), self._rng(epoch, k)) if self.augment is not None else None
+            if on_cpu:
+                # numpy on the CPU: torch intra-op threads cost more than they save on batch-sized tensors
+                if draw is not None and self.augment is not None:
+                    xb = self.augment.apply_numpy(xb, draw)
+                x = xb.astype(np.float32)
+                np.multiply(x, self._scale_np, out=x)
+                np.subtract(x, self._shift_np, out=x)
+                yield torch.from_numpy(x), yb
+            else:
+                xt = torch.from_numpy(xb).pin_memory().to(self.device, non_blocking=True)
+                if draw is not None and self.augment is not None:
+                    xt = self.augment.apply_torch(xt, draw)
+                x = xt.to(torch.float32).mul_(self._scale).sub_(self._shift)  # (B, C, H, W) on device
+                yield x, yb.pin_memory().to(self.device, non_blocking=True)
 
-    def _generator(self, epoch: int, batch_index: int) -> torch.Generator:
-        state = np.random.SeedSequence([self.seed, epoch, batch_index, self.rank]).generate_state(2)
-        return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+    def _rng(self, epoch: int, batch_index: int) -> np.random.Generator:
+        """The augmentation random stream of one batch: a function of (seed, epoch, batch, rank)."""
+        return np.random.Generator(np.random.Philox(key=_mix(self.seed, epoch, batch_index, self.rank)))
+
+
+def _mix(*values: int) -> int:
+    """A 64-bit hash of small integers (splitmix64 steps); cheap enough to call per batch."""
+    h = 0x9E3779B97F4A7C15
+    for v in values:
+        h = (h ^ (int(v) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 31
+        h = h * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 29
+    return h
