@@ -82,7 +82,7 @@ def residual_layer(draw: st.DrawFn, channels: int) -> tuple[dict[str, Any], int]
 @st.composite
 def specs(draw: st.DrawFn) -> dict[str, Any]:
     channels = draw(st.integers(1, 4))
-    shape = [channels, draw(st.integers(8, 40)), draw(st.integers(8, 40))]
+    shape = [channels, draw(st.integers(8, 28)), draw(st.integers(8, 28))]
     layers: list[Any] = []
     for _ in range(draw(st.integers(0, 5))):
         choice = draw(st.sampled_from(["conv", "conv", "pool", "batchnorm", "dropout", "activation", "lrn",
