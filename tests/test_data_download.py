@@ -216,3 +216,23 @@ def test_archive_with_path_traversal_is_refused(server: tuple[str, Files], tmp_p
     with pytest.raises(DataError, match="unsafe entry '../../evil.txt'"):
         load_data("cifar10", (3, 32, 32), progress=False)
     assert not (tmp_path / "evil.txt").exists()
+
+
+def test_unreachable_servers_give_the_offline_message_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port with nothing listening: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for name in list(datasets.MIRRORS):
+        monkeypatch.setitem(datasets.MIRRORS, name, (f"http://127.0.0.1:{port}/official/",))
+    monkeypatch.setenv("CNNLAB_MIRROR", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("CNNLAB_DATA", str(tmp_path))
+    with pytest.raises(DataError) as err:
+        load_data("mnist", (1, 28, 28), progress=False)
+    text = str(err.value)
+    assert "could not be downloaded" in text and "network error" in text
+    assert text.count("train-images-idx3-ubyte.gz") >= 2  # in the reason and in the list of files to put there
+    assert "t10k-labels-idx1-ubyte.gz  (md5 ec29112dd5afa0611ce80d1b7f02629c)" in text
+    # offline: stopped after the first file instead of trying all four on every host
+    assert "train-labels-idx1-ubyte.gz:" not in text

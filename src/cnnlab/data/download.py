@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import tarfile
 import urllib.error
@@ -25,11 +26,20 @@ from cnnlab.data.progress import ProgressFn, make_progress
 from cnnlab.errors import DataError
 
 CHUNK = 1 << 16
-TIMEOUT_S = 30.0
+TIMEOUT_S = 20.0
 
 
 class FetchError(Exception):
-    """One URL failed (network, HTTP status, truncation or checksum)."""
+    """One URL failed (network, HTTP status, truncation or checksum).
+
+    ``offline``: no server answered at all (DNS, refused, timeout), so other files on the same
+    hosts are not worth trying; ``progressed``: bytes arrived, so the same URL may resume.
+    """
+
+    def __init__(self, message: str, *, offline: bool = False, progressed: bool = False) -> None:
+        super().__init__(message)
+        self.offline = offline
+        self.progressed = progressed
 
 
 def dataset_present(ds: NamedDataset, folder: Path) -> bool:
@@ -57,7 +67,7 @@ def ensure_files(ds: NamedDataset, folder: Path, *, download: bool, progress: bo
     if dataset_present(ds, folder):
         return
     if not download:
-        raise DataError(offline_message(ds, folder, "downloads are off (--no-download)"))
+        raise DataError(offline_message(ds, folder, "downloads are off: --no-download"))
     problems: list[str] = []
     for remote in datasets.FILES[ds.name]:
         dest = folder / remote.name
@@ -66,6 +76,8 @@ def ensure_files(ds: NamedDataset, folder: Path, *, download: bool, progress: bo
                 fetch_any(urls_for(ds.name, remote.name), dest, remote, progress=progress)
             except FetchError as exc:
                 problems.append(f"{remote.name}: {exc}")
+                if exc.offline:  # no server reachable: do not wait on every other file too
+                    break
                 continue
         if remote.extract:
             extract_tar(dest, folder)
@@ -86,8 +98,9 @@ def offline_message(ds: NamedDataset, folder: Path, reason: str) -> str:
 
 
 def fetch_any(urls: list[str], dest: Path, remote: datasets.RemoteFile, *, progress: bool | ProgressFn | None = None) -> None:
-    """Try each URL in turn (twice, resuming) until ``dest`` holds a verified copy."""
+    """Try each URL in turn until ``dest`` holds a verified copy; a transfer cut short resumes once."""
     errors: list[str] = []
+    offline = True
     for url in urls:
         for _attempt in range(2):
             try:
@@ -95,9 +108,10 @@ def fetch_any(urls: list[str], dest: Path, remote: datasets.RemoteFile, *, progr
                 return
             except FetchError as exc:
                 errors.append(f"{url}: {exc}")
-                if "checksum" in str(exc) or "HTTP 4" in str(exc):
-                    break  # a corrupt or missing file is not fixed by asking the same server again
-    raise FetchError("; ".join(errors) or "no URL to try")
+                offline = offline and exc.offline
+                if not exc.progressed:
+                    break  # a refused, missing or corrupt file is not fixed by asking again
+    raise FetchError("; ".join(errors) or "no URL to try", offline=offline and bool(urls))
 
 
 def fetch(url: str, dest: Path, remote: datasets.RemoteFile, *, progress: bool | ProgressFn | None = None) -> None:
@@ -119,8 +133,12 @@ def fetch(url: str, dest: Path, remote: datasets.RemoteFile, *, progress: bool |
             pass
         else:
             raise FetchError(f"HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        raise FetchError(f"network error after {part.stat().st_size if part.exists() else 0:,} bytes ({exc})") from None
+    except FetchError:
+        raise
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
+        now = part.stat().st_size if part.exists() else 0
+        raise FetchError(f"network error after {now:,} bytes ({getattr(exc, 'reason', exc)})",
+                         offline=now == have, progressed=now > have) from None
     verify_or_remove(part, remote)
     with open(part, "rb+") as fh:
         os.fsync(fh.fileno())
@@ -142,7 +160,8 @@ def _stream(resp: object, part: Path, have: int, expected: int, progress: bool |
     finally:
         bar.close()
     if expected and done < expected:
-        raise FetchError(f"connection closed after {done:,} of {expected:,} bytes (truncated); the partial file is kept to resume")
+        raise FetchError(f"connection closed after {done:,} of {expected:,} bytes (truncated); the partial file is kept to resume",
+                         progressed=done > have)
 
 
 def verify_or_remove(path: Path, remote: datasets.RemoteFile) -> None:
