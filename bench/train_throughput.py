@@ -1,0 +1,116 @@
+"""Training throughput: cnnlab's trainer vs an idiomatic hand-written PyTorch loop, same run, same net.
+
+The ``keras-mnist`` net, batch 128, AdamW, MNIST in memory, CPU. Rounds alternate
+(loop, trainer, loop, trainer, ...) so that a change in machine load hits both sides; the figure is
+the median of the per-round ratios trainer/loop (> 1: the trainer is faster). A profile of the
+trainer's steps (``torch.profiler``) says where the time goes.
+
+    CNNLAB_DATA=/work/shared/data nice .venv/bin/python bench/train_throughput.py
+    ... --steps 150 --rounds 5 --threads 2
+
+Writes ``bench/results/train_throughput.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from cnnlab.data import DataBundle, load_data
+from cnnlab.model import build
+from cnnlab.train import train
+
+NET, BATCH = "keras-mnist", 128
+
+
+def hand_written_loop(bundle: DataBundle, steps: int, seed: int = 0) -> float:
+    """The loop a PyTorch user writes: tensors in memory, AdamW, ``loss.item()`` per batch. Images/s."""
+    torch.manual_seed(seed)
+    model = build(NET)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    mean, std = bundle.mean[0], bundle.std[0]
+    x_all = torch.from_numpy(bundle.train.images).float().div_(255).sub_(mean).div_(std)  # (N, 1, 28, 28)
+    y_all = torch.from_numpy(bundle.train.labels)  # (N,)
+    perm = torch.randperm(len(y_all))
+    model.train()
+    running_loss, correct = 0.0, 0
+    start = time.perf_counter()
+    for i in range(steps):
+        idx = perm[i * BATCH:(i + 1) * BATCH]
+        xb, yb = x_all[idx], y_all[idx]
+        optimizer.zero_grad()
+        out = model(xb)
+        loss = F.cross_entropy(out, yb)
+        loss.backward()
+        optimizer.step()
+        running_loss += loss.item()
+        correct += (out.argmax(1) == yb).sum().item()
+    return steps * BATCH / (time.perf_counter() - start)
+
+
+def cnnlab_trainer(bundle: DataBundle, steps: int, folder: Path, threads: int, augment: bool) -> float:
+    """One epoch cut to ``steps`` steps through ``cnnlab.train``; its own images/s (validation excluded)."""
+    run = train(NET, bundle, out=folder, epochs=1, max_steps_per_epoch=steps, batch_size=BATCH,
+                threads=threads, augment=augment, quiet=True, report=False)
+    assert run is not None
+    return float(run.metrics[-1]["images_per_s"])
+
+
+def profile_trainer(bundle: DataBundle, steps: int, folder: Path, threads: int) -> list[dict[str, object]]:
+    """Top operators by self CPU time over a short trainer run."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        cnnlab_trainer(bundle, steps, folder, threads, augment=False)
+    rows = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in rows) or 1
+    return [{"op": e.key, "self_cpu_pct": round(100 * e.self_cpu_time_total / total, 1), "calls": e.count}
+            for e in rows[:12]]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--no-profile", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    bundle = load_data("mnist", (1, 28, 28), val_split=0.1, seed=0, progress=False,
+                       cache_dir=Path(tempfile.gettempdir()) / "cnnlab-bench-cache")
+    loops, trainers, trainers_aug, ratios = [], [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        hand_written_loop(bundle, 10)  # warm up both paths once
+        for r in range(args.rounds):
+            loop = hand_written_loop(bundle, args.steps, seed=r)
+            ours = cnnlab_trainer(bundle, args.steps, Path(tmp) / f"r{r}", args.threads, augment=False)
+            ours_aug = cnnlab_trainer(bundle, args.steps, Path(tmp) / f"a{r}", args.threads, augment=True)
+            loops.append(loop), trainers.append(ours), trainers_aug.append(ours_aug), ratios.append(ours / loop)
+            print(f"round {r + 1}: loop {loop:,.0f} img/s, trainer {ours:,.0f} img/s "
+                  f"(with augmentation {ours_aug:,.0f}), ratio {ours / loop:.2f}", flush=True)
+        top = [] if args.no_profile else profile_trainer(bundle, 40, Path(tmp) / "prof", args.threads)
+    result = {
+        "net": NET, "batch": BATCH, "threads": args.threads, "steps_per_round": args.steps, "rounds": args.rounds,
+        "loop_img_s": loops, "trainer_img_s": trainers, "trainer_aug_img_s": trainers_aug,
+        "ratio_median": statistics.median(ratios), "ratios": ratios,
+        "load_avg_1min_at_end": os.getloadavg()[0], "profile_top_ops": top,
+    }
+    print(f"median ratio trainer/loop: {result['ratio_median']:.2f} "
+          f"(loop median {statistics.median(loops):,.0f} img/s, trainer median {statistics.median(trainers):,.0f} img/s)")
+    for row in top:
+        print(f"  {row['self_cpu_pct']:5.1f}%  {row['op']}  ({row['calls']} calls)")
+    out = Path(__file__).parent / "results" / "train_throughput.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
