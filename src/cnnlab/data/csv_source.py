@@ -15,7 +15,7 @@ import csv
 from pathlib import Path
 
 from cnnlab.data.folder import SPLIT_NAMES
-from cnnlab.data.folder_source import files_to_raw
+from cnnlab.data.folder_source import CacheDir, files_to_raw
 from cnnlab.data.progress import ProgressFn
 from cnnlab.data.raw import RawData
 from cnnlab.errors import DataError
@@ -60,7 +60,7 @@ def sort_labels(labels: set[str]) -> list[str]:
 
 
 def load_csv(path: Path, shape: tuple[int, int, int], resize: str, *,
-             cache_dir: Path | bool | None, progress: bool | ProgressFn | None) -> RawData:
+             cache_dir: CacheDir, progress: bool | ProgressFn | None) -> RawData:
     """Decode the images a CSV lists (missing files are skipped with a reason)."""
     rows = read_csv_rows(path)
     classes = sort_labels({lab for _, lab, _ in rows})

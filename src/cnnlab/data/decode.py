@@ -93,7 +93,7 @@ def open_bytes(data: bytes, p: Path, *, target: tuple[int, int] | None = None) -
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
             _check_pixels(img, p)
             if target is not None and img.format == "JPEG" and img.size[0] * img.size[1] > DRAFT_ABOVE:
                 img.draft(img.mode, (2 * target[0], 2 * target[1]))  # DCT scaling, still >= 2x the target

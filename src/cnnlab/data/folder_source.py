@@ -11,9 +11,11 @@ from cnnlab.data.ingest import decode_files
 from cnnlab.data.progress import ProgressFn
 from cnnlab.data.raw import RawData, RawSplit
 
+CacheDir = Path | bool | None  # a folder, None (the default folder) or False (no cache)
+
 
 def files_to_raw(entries: dict[str, list[tuple[str, str]]], classes: list[str], shape: tuple[int, int, int],
-                 resize: str, *, cache_dir: Path | None, progress: bool | ProgressFn | None) -> tuple[dict[str, RawSplit], list[tuple[str, str]]]:
+                 resize: str, *, cache_dir: CacheDir, progress: bool | ProgressFn | None) -> tuple[dict[str, RawSplit], list[tuple[str, str]]]:
     """Decode every ``(path, class)`` of every split; returns the splits and the skipped files."""
     from cnnlab.data.cache import cached_decode
 
@@ -42,7 +44,7 @@ def _rows(images: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def load_folder(root: Path, shape: tuple[int, int, int], resize: str, *,
-                cache_dir: Path | None, progress: bool | ProgressFn | None) -> RawData:
+                cache_dir: CacheDir, progress: bool | ProgressFn | None) -> RawData:
     """Scan ``root`` (see :mod:`cnnlab.data.folder`) and decode its images to ``shape``."""
     scan = scan_folder(root)
     splits, bad = files_to_raw(scan.files, scan.classes, shape, resize, cache_dir=cache_dir, progress=progress)

@@ -18,13 +18,13 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any
 
 import numpy as np
 
 from cnnlab.errors import DataError
 
-_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+_DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
            0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
@@ -48,7 +48,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         raise DataError(f"cannot read '{p}': the {'gzip ' if gz else ''}data is truncated or corrupt ({exc}); download the file again") from None
 
 
-def _read_idx_stream(fh: BinaryIO, p: Path) -> np.ndarray:
+def _read_idx_stream(fh: Any, p: Path) -> np.ndarray:
     head = fh.read(4)
     if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _DTYPES or not 1 <= head[3] <= 4:
         raise DataError(
@@ -62,10 +62,10 @@ def _read_idx_stream(fh: BinaryIO, p: Path) -> np.ndarray:
         raise DataError(f"'{p}' is truncated: the header needs {4 + 4 * ndim} bytes")
     dims = struct.unpack(f">{ndim}I", sizes)
     out = np.empty(int(np.prod(dims)), dtype)
-    view = memoryview(out).cast("B")
+    view = memoryview(out.view(np.uint8))  # type: ignore[arg-type]
     got = 0
     while got < len(view):
-        n = fh.readinto(view[got:])  # type: ignore[attr-defined]
+        n = fh.readinto(view[got:])
         if not n:
             break
         got += n

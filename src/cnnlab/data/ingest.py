@@ -81,8 +81,8 @@ def run_chunks(fn: Callable[..., T], paths: list[str], args: tuple[Any, ...], ta
                 done += take(s, fn(paths[s:s + chunk], *args))
                 bar.update(done)
         else:
-            for s in _pool_map(fn, paths, args, starts, chunk, workers):
-                done += take(*s)
+            for start, result in _pool_map(fn, paths, args, starts, chunk, workers):
+                done += take(start, result)
                 bar.update(done)
     finally:
         bar.close()

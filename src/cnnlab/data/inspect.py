@@ -152,7 +152,7 @@ def _inspect_arrays(source: str | os.PathLike[str], val: float, test: float, see
 
 
 def _counts(splits: dict[str, RawSplit], classes: list[str]) -> dict[str, dict[str, int]]:
-    out = {}
+    out: dict[str, dict[str, int]] = {}
     for name in ("train", "val", "test"):
         if name in splits:
             per = np.bincount(splits[name].labels, minlength=len(classes))

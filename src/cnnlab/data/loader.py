@@ -104,10 +104,10 @@ class BatchLoader:
                 # numpy on the CPU: torch intra-op threads cost more than they save on batch-sized tensors
                 if draw is not None and self.augment is not None:
                     xb = self.augment.apply_numpy(xb, draw)
-                x = xb.astype(np.float32)
-                np.multiply(x, self._scale_np, out=x)
-                np.subtract(x, self._shift_np, out=x)
-                yield torch.from_numpy(x), yb
+                xf = xb.astype(np.float32)
+                np.multiply(xf, self._scale_np, out=xf)
+                np.subtract(xf, self._shift_np, out=xf)
+                yield torch.from_numpy(xf), yb
             else:
                 xt = torch.from_numpy(xb).pin_memory().to(self.device, non_blocking=True)
                 if draw is not None and self.augment is not None:
