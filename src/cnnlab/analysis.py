@@ -20,6 +20,7 @@ from typing import Any
 
 from cnnlab import analysis_layers as al
 from cnnlab.analysis_layers import Ctx, In, num
+from cnnlab.analysis_memory import activation_bytes, add_activation, chain
 from cnnlab.analysis_types import BYTES_PER_VALUE, Analysis, LayerAnalysis, MemoryEstimate, Shape
 from cnnlab.errors import SpecError
 from cnnlab.i18n import tr
@@ -78,13 +79,12 @@ def fill_totals(a: Analysis) -> None:
     input_values = 1
     for d in a.input_shape:
         input_values *= d
-    saved = input_values + sum(r.saved_activations for r in a.layers)
     a.memory = MemoryEstimate(
         batch=a.batch,
         weights=a.total_params * BYTES_PER_VALUE,
         gradients=a.trainable_params * BYTES_PER_VALUE,
         optimizer=OPTIMIZER_STATES * a.trainable_params * BYTES_PER_VALUE,
-        activations=a.batch * saved * BYTES_PER_VALUE,
+        activations=a.batch * activation_bytes(a.layers, input_values),
         buffers=a.total_buffers * BYTES_PER_VALUE,
     )
 
@@ -124,7 +124,7 @@ def _residual(layer: Residual, x: In, cx: Ctx) -> LayerAnalysis:
     row.biases = sum(c.biases for c in parts)
     row.buffers = sum(c.buffers for c in parts)
     row.macs = sum(c.macs for c in parts)
-    row.saved_activations = sum(c.saved_activations for c in parts) + 2 * row.activations
+    _residual_memory(row, children, shortcut, layer)
     branch = sum(c.params for c in children)
     short = shortcut.params if shortcut is not None else 0
     row.formula = tr("analysis.residual", cx.lang, branch=num(branch, cx.lang), short=num(short, cx.lang),
@@ -136,6 +136,17 @@ def _residual(layer: Residual, x: In, cx: Ctx) -> LayerAnalysis:
     if shortcut is not None:
         row.children.append(shortcut)
     return row
+
+
+def _residual_memory(row: LayerAnalysis, children: list[LayerAnalysis], shortcut: LayerAnalysis | None,
+                     layer: Residual) -> None:
+    in_values = 1
+    for d in row.input_shape:
+        in_values *= d
+    inner, input_saved, _ = chain(children, in_values * BYTES_PER_VALUE)
+    row.saved_bytes = inner + (shortcut.saved_bytes if shortcut is not None else 0)
+    row.saves_input = input_saved or shortcut is not None
+    add_activation(row, layer.activation)  # the sum itself keeps nothing
 
 
 def _branch_stride(children: list[LayerAnalysis]) -> tuple[int, int]:
@@ -168,7 +179,8 @@ def _shortcut(layer: Residual, x: In, out: Shape, stride: tuple[int, int], cx: C
     row.macs = c * k * oh * ow
     row.formula = tr("analysis.shortcut", cx.lang, l=c, k=k, total=num(row.params, cx.lang))
     row.shape_formula = f"H = ⌊({h} − 1)/{stride[0]}⌋ + 1 = {oh}"
-    row.saved_activations = 2 * row.activations
+    row.saves_input = True  # the 1×1 conv keeps x; its batchnorm keeps the conv output and 2·k statistics
+    row.saved_bytes = row.activations * BYTES_PER_VALUE + 2 * k * BYTES_PER_VALUE
     if x.rf is not None:
         row.receptive_field = rf_window(x.rf, (1, 1), stride, (0, 0))
     row.resolved = {"stride": stride, "in_channels": c}

@@ -9,6 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cnnlab.analysis_memory import (
+    INDEX_BYTES,
+    MASK_BYTES,
+    SAVES_INPUT,
+    SAVES_OUTPUT,
+    add_activation,
+)
 from cnnlab.analysis_types import LayerAnalysis, Shape
 from cnnlab.analysis_window import resolve_window, same_note, shape_formula, window_desc
 from cnnlab.i18n import tr
@@ -130,8 +137,19 @@ def conv(layer: Conv, x: In, cx: Ctx) -> LayerAnalysis:
     row.shape_formula = shape_formula((h, w), win)
     if layer.padding == PadMode.SAME:
         row.notes.append(same_note(win, lang) or "")
-    row.saved_activations = row.activations * (2 if layer.activation != Act.NONE else 1)
+    _conv_memory(layer, row, win.pads)
     return row
+
+
+def _conv_memory(layer: Conv, row: LayerAnalysis, pads: tuple[int, int, int, int]) -> None:
+    c, h, w = row.input_shape
+    if layer.connections is not None:  # each output map's conv keeps its own picked input maps
+        row.saved_bytes += sum(len(m) for m in layer.connections) * (h + pads[0] + pads[1]) * (w + pads[2] + pads[3]) * 4
+    elif pads[0] != pads[1] or pads[2] != pads[3]:  # the conv keeps the zero-padded copy
+        row.saved_bytes += c * (h + pads[0] + pads[1]) * (w + pads[2] + pads[3]) * 4
+    else:
+        row.saves_input = True
+    add_activation(row, layer.activation)
 
 
 def _conv_key_checks(layer: Conv, x: In, cx: Ctx) -> None:
@@ -202,8 +220,21 @@ def pool(layer: Pool, x: In, cx: Ctx) -> LayerAnalysis:
         row.formula = tr("analysis.pool.params", cx.lang, kind=layer.kind.value)
     if layer.padding == PadMode.SAME:
         row.notes.append(same_note(win, cx.lang) or "")
-    row.saved_activations = row.activations
+    _pool_memory(layer, row, win.pads)
     return row
+
+
+def _pool_memory(layer: Pool, row: LayerAnalysis, pads: tuple[int, int, int, int]) -> None:
+    c, h, w = row.input_shape
+    if pads[0] != pads[1] or pads[2] != pads[3]:  # pooled from a padded copy
+        row.saved_bytes += c * (h + pads[0] + pads[1]) * (w + pads[2] + pads[3]) * 4
+    else:
+        row.saves_input = True
+    if layer.kind == PoolKind.MAX:
+        row.saved_bytes += row.activations * INDEX_BYTES
+    if layer.trainable:  # a·x keeps x
+        row.saved_bytes += row.activations * 4
+    add_activation(row, layer.activation)
 
 
 def global_pool(layer: GlobalPool, x: In, cx: Ctx) -> LayerAnalysis:
@@ -212,6 +243,9 @@ def global_pool(layer: GlobalPool, x: In, cx: Ctx) -> LayerAnalysis:
     c, h, w = x.shape
     row = _row(x, "global_pool", f"global {layer.kind.value} pool {h}×{w}", (c,), None)
     row.formula = tr("analysis.global_pool", cx.lang, kind=layer.kind.value, c=c, h=h, w=w)
+    row.saves_input = True
+    if layer.kind == PoolKind.MAX:
+        row.saved_bytes += c * INDEX_BYTES
     return row
 
 
@@ -223,6 +257,7 @@ def flatten(layer: Flatten, x: In, cx: Ctx) -> LayerAnalysis:
         row.formula = tr("analysis.flatten", cx.lang, c=c, h=h, w=w, n=num(n, cx.lang))
     else:
         row.formula = tr("analysis.flatten_vec", cx.lang, n=num(n, cx.lang))
+    row.view = True
     return row
 
 
@@ -250,7 +285,8 @@ def _dense_like(x: In, cx: Ctx, kind: str, title: str, units: int, bias: bool, k
 def dense(layer: Dense, x: In, cx: Ctx) -> LayerAnalysis:
     title = f"dense {{n}}→{layer.units}{_act_suffix(layer.activation)}"
     row = _dense_like(x, cx, "dense", title, layer.units, layer.bias, "analysis.dense")
-    row.saved_activations = row.activations * (2 if layer.activation != Act.NONE else 1)
+    row.saves_input = True
+    add_activation(row, layer.activation)
     return row
 
 
@@ -266,7 +302,10 @@ def output(layer: Output, x: In, cx: Ctx) -> LayerAnalysis:
     row.trainable = layer.trainable
     if not layer.trainable:
         row.notes.append(tr("analysis.note.frozen", cx.lang))
-    row.saved_activations = row.activations
+    if layer.kind == OutputKind.RBF:
+        row.saved_bytes += row.resolved["in_features"] * layer.classes * 4  # (x − w) kept for the square
+    else:
+        row.saves_input = True
     return row
 
 
@@ -279,21 +318,27 @@ def batchnorm(layer: BatchNorm, x: In, cx: Ctx) -> LayerAnalysis:
     row.formula = tr("analysis.batchnorm", cx.lang, c=c, total=num(2 * c, cx.lang), buf=num(2 * c, cx.lang))
     row.macs = 0
     row.resolved = {"channels": c, "dim": dim}
-    row.saved_activations = row.activations * (2 if layer.activation != Act.NONE else 1)
+    row.saves_input = True
+    row.saved_bytes += 2 * c * 4  # batch mean and inverse std
+    add_activation(row, layer.activation)
     return row
 
 
 def dropout(layer: Dropout, x: In, cx: Ctx) -> LayerAnalysis:
     row = _row(x, "dropout", f"dropout {layer.rate:g}", x.shape, x.rf)
     row.formula = tr("analysis.dropout", cx.lang, rate=f"{layer.rate:g}")
-    row.saved_activations = row.activations
+    row.saved_bytes += row.activations * MASK_BYTES if layer.rate > 0 else 0
+    row.view = layer.rate == 0
     return row
 
 
 def activation(layer: Activation, x: In, cx: Ctx) -> LayerAnalysis:
     row = _row(x, "activation", layer.kind.value, x.shape, x.rf)
     row.formula = tr("analysis.activation", cx.lang, kind=layer.kind.value)
-    row.saved_activations = row.activations if layer.kind != Act.NONE else 0
+    row.view = layer.kind == Act.NONE
+    if layer.kind in SAVES_INPUT:
+        row.saves_input = True
+    add_activation(row, layer.kind if layer.kind in SAVES_OUTPUT else Act.NONE)
     return row
 
 
@@ -303,6 +348,8 @@ def lrn(layer: LRN, x: In, cx: Ctx) -> LayerAnalysis:
     row = _row(x, "lrn", f"lrn size {layer.size}", x.shape, x.rf)
     row.formula = tr("analysis.lrn", cx.lang, n=layer.size, alpha=f"{layer.alpha:g}", beta=f"{layer.beta:g}",
                      k=f"{layer.k:g}")
-    row.saved_activations = 2 * row.activations
+    c, h, w = x.shape
+    row.saves_input = True  # a·a keeps a; the window average keeps the padded squares; pow and / keep two more
+    row.saved_bytes += ((c + layer.size - 1) * h * w + 2 * row.activations) * 4
     return row
 

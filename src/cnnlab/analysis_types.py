@@ -42,7 +42,10 @@ class LayerAnalysis:
     resolved: dict[str, Any] = field(default_factory=dict)
     children: list[LayerAnalysis] = field(default_factory=list)
     depth: int = 0
-    saved_activations: int = 0
+    saved_bytes: int = 0  # per sample, tensors made inside the layer that autograd keeps
+    saves_input: bool = False  # the layer's first op keeps its input for backward
+    saves_output: bool = False  # the layer's last op keeps its output for backward
+    view: bool = False  # output shares the input's storage (flatten, identity)
 
     @property
     def params(self) -> int:

@@ -119,7 +119,8 @@ def _rows(module: nn.Module, calls: list[Call], lang: str) -> list[LayerAnalysis
         row.trainable = all(p.requires_grad for p in fresh) if fresh else True
         row.buffers = sum(b.numel() for b in mod.buffers(recurse=False))
         _explain(mod, row, lang, fresh_count=len(fresh))
-        row.saved_activations = row.activations
+        row.saves_input = bool(list(mod.parameters(recurse=False))) or not isinstance(mod, (nn.Flatten, nn.Identity))
+        row.view = isinstance(mod, (nn.Flatten, nn.Identity))
         rows.append(row)
     return rows
 
