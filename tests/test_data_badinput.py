@@ -137,7 +137,7 @@ def test_same_file_in_train_and_validation_is_flagged(tmp_path: Path) -> None:
     assert len(b.duplicates) >= 1
     flat = {(s, Path(p).name) for g in b.duplicates for s, p in g}
     assert ("val", "copy.png") in flat and ("train", "3.png") in flat
-    assert any("more than one split" in w for w in b.warnings)
+    assert any("identical copy in another split" in w for w in b.warnings)
 
 
 def test_class_only_in_validation_is_an_error(tmp_path: Path) -> None:

@@ -180,12 +180,16 @@ def find_duplicates(splits: dict[str, RawSplit]) -> list[list[tuple[str, str]]]:
 
 
 def duplicate_warning(groups: list[list[tuple[str, str]]]) -> list[str]:
-    if not groups:
-        return []
+    return [duplicate_text(groups)] if groups else []
+
+
+def duplicate_text(groups: list[list[tuple[str, str]]]) -> str:
+    """The warning for identical images found in two or more splits."""
     first = groups[0]
-    example = " = ".join(f"{s}:{p}" for s, p in first[:2])
-    return [f"{len(groups)} image(s) appear in more than one split with identical content (e.g. {example}); "
-            "remove them from one split, or validation accuracy is inflated"]
+    other = next(((s, p) for s, p in first if s != first[0][0]), first[-1])
+    example = f"{first[0][0]}:{first[0][1]} = {other[0]}:{other[1]}"
+    return (f"{len(groups)} image(s) have an identical copy in another split (e.g. {example}); "
+            "remove them from one split, or validation accuracy is inflated")
 
 
 def _to_imageset(split: RawSplit, classes: list[str], shape: tuple[int, int, int], policy: Resize, shaped: bool) -> ImageSet:

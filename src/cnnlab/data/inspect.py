@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.data.api import duplicate_text
 from cnnlab.data.progress import ProgressFn
 from cnnlab.data.raw import RawData, RawSplit
 from cnnlab.data.split import check_fraction
@@ -207,6 +208,5 @@ def _class_warnings(report: DataReport) -> list[str]:
         out.append(f"classes are imbalanced: '{big}' has {train[big]:,} training images, '{small}' has {train[small]:,} "
                    f"({train[big] / train[small]:.1f}x); accuracy can hide poor recall on small classes")
     if report.duplicates:
-        out.append(f"{len(report.duplicates)} image(s) appear in more than one split with identical content; "
-                   "remove them from one split, or validation accuracy is inflated")
+        out.append(duplicate_text(report.duplicates))
     return out

@@ -33,7 +33,7 @@ def render_text(r: DataReport, lang: str = "en", show: int = SHOW) -> str:
     if r.ignored:
         lines += _listing(t("ignored"), r.ignored, "", show, lang)
     if r.duplicates:
-        groups = [(" = ".join(f"{s}:{p}" for s, p in g), "") for g in r.duplicates]
+        groups = [(_group_text(g), "") for g in r.duplicates]
         lines += _listing(t("duplicates"), groups, "", show, lang)
     else:
         lines.append(t("duplicates_none"))
@@ -62,3 +62,13 @@ def _listing(title: str, items: list[tuple[str, str]], empty: str, show: int, la
     if len(items) > show:
         out.append("  " + tr("data.inspect.more", lang, n=len(items) - show))
     return out
+
+
+def _group_text(group: list[tuple[str, str]]) -> str:
+    """``train:a.jpg = val:b.jpg (+3 more copies)``: one member per split, then a count."""
+    shown: dict[str, str] = {}
+    for split, path in group:
+        shown.setdefault(split, path)
+    text = " = ".join(f"{s}:{p}" for s, p in shown.items())
+    extra = len(group) - len(shown)
+    return text + (f" (+{extra} more copies)" if extra else "")
