@@ -26,7 +26,7 @@ _FMT = argparse.ArgumentDefaultsHelpFormatter
 SPLITS = ("auto", "val", "test", "train")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     show = sub.add_parser("show", formatter_class=_FMT, help="pictures of what a trained run learned (PNG)",
                           description="Draw one picture of a trained run and write it as PNG.")
     kinds = show.add_subparsers(dest="picture", metavar="PICTURE")

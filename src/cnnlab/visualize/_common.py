@@ -16,7 +16,7 @@ import io
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 DEFAULT_DPI = 100
 
 
-def new_figure(width: float, height: float, dpi: int = DEFAULT_DPI, *, layout: str | None = "constrained") -> Figure:
+def new_figure(width: float, height: float, dpi: int = DEFAULT_DPI, *,
+               layout: Literal["constrained", "compressed", "tight"] | None = "constrained") -> Figure:
     """A figure on its own Agg canvas (no pyplot, no global state).
 
     Image grids pass ``layout=None`` and place their axes themselves: constrained layout measures every
@@ -104,7 +105,7 @@ def _compact(values: Sequence[int]) -> str:
     return ", ".join(map(str, values))
 
 
-def find_conv(module: nn.Module) -> nn.Module | None:
+def find_conv(module: nn.Module) -> nn.Conv2d | None:
     """The first ``nn.Conv2d`` inside ``module`` (the module itself included), else ``None``."""
     from torch import nn
 
