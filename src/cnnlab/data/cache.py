@@ -5,7 +5,7 @@ policy and the decoder version, so touching, adding or removing any file, or ask
 shape, decodes again. Both files are written atomically, the ``.json`` last: a cache entry is
 complete exactly when its ``.json`` exists. ``cache_dir=False`` turns the cache off.
 
-Cache folder: ``cache_dir`` or ``$CNNLAB_DATA/cache`` (default ``~/.cache/cnnlab/cache``).
+Cache folder: ``cache_dir``, else ``$CNNLAB_CACHE``, else ``~/.cache/cnnlab/cache``.
 """
 
 from __future__ import annotations
@@ -20,14 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.data.ingest import Decoded
-from cnnlab.data.named import data_home
 from cnnlab.utils.io import atomic_path, atomic_write_text
 
 DECODER_VERSION = 2
 
 
 def default_cache_dir() -> Path:
-    return data_home() / "cache"
+    """``$CNNLAB_CACHE``, else ``~/.cache/cnnlab/cache`` (never inside a shared ``$CNNLAB_DATA``)."""
+    value = os.environ.get("CNNLAB_CACHE", "").strip()
+    return Path(value).expanduser() if value else Path.home() / ".cache" / "cnnlab" / "cache"
 
 
 def cache_key(paths: list[str], shape: tuple[int, int, int], resize: str) -> str:

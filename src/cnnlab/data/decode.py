@@ -47,7 +47,10 @@ def load_image(path: str | os.PathLike[str], input_shape: tuple[int, int, int], 
     policy = Resize.parse(resize)
     shape = _check_channels(input_shape)
     img = open_image(path, target=(shape[2], shape[1]))
-    return shape_image(img, shape, policy)
+    try:
+        return shape_image(img, shape, policy)
+    except (OSError, ValueError) as exc:  # a decoder error raised late (during convert/resize)
+        raise DataError(f"cannot read image '{path}': decoder failed while converting ({type(exc).__name__}: {_short(exc)})") from None
 
 
 def _check_channels(input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
