@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from cnnlab.i18n import tr
 from cnnlab.render import explanation, human_count, rf_text, shape_text, totals_lines
 from cnnlab.report import figures
-from cnnlab.report.fmt import integer
+from cnnlab.report.fmt import integer, percent
 from cnnlab.report.types import Evaluation, Item, LayerRow, ReportData
 
 if TYPE_CHECKING:
@@ -94,23 +94,30 @@ def _headline(run: Any, analysis: Analysis, res: EvalResult | None, lang: str) -
     best = max(metrics, key=lambda m: _num(m.get("val_acc"), -1.0)) if metrics else {}
     items = []
     if res is not None:
-        items.append(Item(tr("report.card.accuracy", lang), f"{res.accuracy:.2%}",
+        items.append(Item(tr("report.card.accuracy", lang), percent(res.accuracy, lang),
                           tr("report.card.accuracy_hint", lang, n=integer(res.n, lang))))
     elif best.get("val_acc") is not None:
-        items.append(Item(tr("report.card.best_val", lang), f"{_num(best['val_acc']):.2%}",
+        items.append(Item(tr("report.card.best_val", lang), percent(_num(best["val_acc"]), lang),
                           tr("report.card.epoch_hint", lang, epoch=best.get("epoch", "?"))))
     planned = getattr(run.config, "epochs", None)
     done = len(metrics)
     items.append(Item(tr("report.card.epochs", lang), f"{done}" + (f" / {planned}" if planned else ""),
-                      tr("report.card.state", lang, state=run.status.get("state", "?"))))
-    items.append(Item(tr("report.card.params", lang), f"{analysis.total_params:,}",
-                      tr("report.card.macs", lang, macs=human_count(analysis.total_macs))))
+                      tr("report.card.state", lang, state=_state(run.status.get("state", "?"), lang))))
+    macs = human_count(analysis.total_macs)
+    items.append(Item(tr("report.card.params", lang), integer(analysis.total_params, lang),
+                      tr("report.card.macs", lang, macs=macs.replace(".", ",") if lang == "pt" else macs)))
     times = [_num(m.get("epoch_time_s")) for m in metrics if m.get("epoch_time_s") is not None]
     if times:
         speed = [_num(m.get("images_per_s")) for m in metrics if m.get("images_per_s")]
-        hint = tr("report.card.speed", lang, speed=f"{statistics.median(speed):,.0f}") if speed else ""
+        hint = tr("report.card.speed", lang, speed=integer(round(statistics.median(speed)), lang)) if speed else ""
         items.append(Item(tr("report.card.time", lang), _duration(sum(times)), hint))
     return items
+
+
+def _state(state: str, lang: str) -> str:
+    key = f"report.state.{state}"
+    text = tr(key, lang)
+    return state if text == key else text
 
 
 def _config_items(run: Any) -> list[Item]:

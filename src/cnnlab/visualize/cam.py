@@ -164,14 +164,14 @@ def plot_cam_grid(
     """Several examples side by side: the input on top, its Grad-CAM overlay below, titled
     ``true → predicted (p)`` in green when right and red when wrong. ``images`` is uint8 ``(N, C, H, W)``."""
     n = len(cams)
-    fig, axes = grid_figure(2, max(n, 1), 1.45, 1.45, top=0.1, caption_h=0.2)
+    fig, axes = grid_figure(2, max(n, 1), 1.55, 1.55, top=0.1, caption_h=0.24)
     for k, cam in enumerate(cams):
         true = int(labels[k])
         top, bottom = axes[0, k], axes[1, k]
         top.imshow(display_image(images[k]), cmap="gray", interpolation="nearest")
         right = cam.predicted == true
         caption(top, tr("visualize.cam.example", lang, true=_short(classes, true), pred=_short(classes, cam.predicted),
-                        prob=float(cam.probabilities[cam.predicted])), size=7.5,
+                        prob=float(cam.probabilities[cam.predicted])), size=8.5,
                 color="#1a7f37" if right else "#c0392b")
         draw_cam(bottom, images[k], cam)
     return fig

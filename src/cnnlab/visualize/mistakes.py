@@ -44,14 +44,14 @@ def plot_mistakes(
     n = len(indices)
     cols = min(8, max(1, n))
     rows = max(1, -(-n // cols))
-    fig, grid = grid_figure(rows, cols, 1.15, 1.15, caption_h=0.34)
+    fig, grid = grid_figure(rows, cols, 1.2, 1.2, caption_h=0.38)
     axes = grid.ravel()
     for ax, idx in zip(axes, indices, strict=False):
         true, pred = int(labels[idx]), int(predictions[idx])
         ax.imshow(display_image(images[idx]), cmap="gray", interpolation="nearest")
         caption(ax, tr("visualize.mistakes.caption", lang, true=_name(classes, true), pred=_name(classes, pred),
                        prob=float(probabilities[idx, pred]), ptrue=float(probabilities[idx, true])),
-                size=7, color="#a00")
+                size=7.5, color="#a00")
     if n == 0:
         axes[0].text(0.5, 0.5, tr("visualize.mistakes.none", lang), ha="center", va="center")
     seen = len(labels) if total is None else total
