@@ -12,6 +12,7 @@ raise :class:`DataError`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,22 +71,30 @@ def _scan_classes(folder: Path, scan: FolderScan) -> list[tuple[str, str]]:
         elif entry.is_file():
             scan.ignored.append((str(entry), f"file directly in '{folder}', not in a class folder, ignored"))
     for class_dir in _subdirs(folder):
-        n_before = len(out)
-        for path in sorted(class_dir.rglob("*")):
-            rel_parts = path.relative_to(class_dir).parts
-            if any(part.startswith(".") for part in rel_parts):
-                if path.is_file():
-                    scan.ignored.append((str(path), "hidden file, ignored"))
-                continue
-            if not path.is_file():
-                continue
-            if path.suffix.lower() not in IMAGE_EXTENSIONS:
-                scan.skipped.append((str(path), f"not an image file (extension '{path.suffix or 'none'}'); cnnlab reads {', '.join(sorted(IMAGE_EXTENSIONS))}"))
-                continue
-            out.append((str(path), class_dir.name))
-        if len(out) == n_before:
+        found = _walk_class(class_dir, scan)
+        if not found:
             scan.empty_classes.append(str(class_dir))
+        out += [(p, class_dir.name) for p in found]
     return out
+
+
+def _walk_class(class_dir: Path, scan: FolderScan) -> list[str]:
+    """Image paths under one class folder (sub-folders included, hidden ones not), sorted."""
+    images: list[str] = []
+    for top, dirs, files in os.walk(class_dir):
+        hidden_dirs = [d for d in dirs if d.startswith(".")]
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        scan.ignored += [(os.path.join(top, d), "hidden folder, ignored") for d in hidden_dirs]
+        for name in files:
+            path = os.path.join(top, name)
+            ext = os.path.splitext(name)[1].lower()
+            if name.startswith("."):
+                scan.ignored.append((path, "hidden file, ignored"))
+            elif ext not in IMAGE_EXTENSIONS:
+                scan.skipped.append((path, f"not an image file (extension '{ext or 'none'}'); cnnlab reads {', '.join(sorted(IMAGE_EXTENSIONS))}"))
+            else:
+                images.append(path)
+    return sorted(images)
 
 
 def _check_classes(root: Path, scan: FolderScan, main: str, classes: list[str]) -> None:
