@@ -87,3 +87,14 @@ def test_progress_callback_reaches_total(tmp_path: Path) -> None:
     seen: list[tuple[int, int]] = []
     load_data(root, (3, 8, 8), cache_dir=False, progress=lambda done, total, label: seen.append((done, total)))
     assert seen and seen[-1] == (21, 21)
+
+
+def test_remembered_mean_std_match_numpy_for_each_split(tmp_path: Path) -> None:
+    root = folder(tmp_path / "d")
+    cache = tmp_path / "cache"
+    for val_split in (0.2, 0.5, 0.2):  # the third run reads the remembered figures
+        b = load_data(root, (3, 12, 12), val_split=val_split, cache_dir=cache, progress=False)
+        px = b.train.images.astype(np.float64) / 255.0
+        np.testing.assert_allclose(b.mean, px.mean(axis=(0, 2, 3)), atol=1e-6)
+        np.testing.assert_allclose(b.std, px.std(axis=(0, 2, 3)), atol=1e-6)
+    assert len(list(cache.glob("*.stats.json"))) == 1

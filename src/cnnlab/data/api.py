@@ -49,7 +49,9 @@ def load_data(source: str | os.PathLike[str], input_shape: tuple[int, int, int] 
         val_split, test_split = SAMPLE_SPLIT
     splits = assign_splits(raw, val_split=val_split, test_split=test_split, seed=seed)
     sets = {k: _to_imageset(v, raw.classes, shape, policy, raw.shaped) for k, v in splits.items()}
-    mean, std = channel_stats(sets["train"].images)
+    from cnnlab.data.cache import cached_stats
+
+    mean, std = cached_stats(raw.stats_file, sets["train"].sources, lambda: channel_stats(sets["train"].images))
     bundle = DataBundle(
         train=sets["train"], val=sets["val"], test=sets.get("test"), classes=list(raw.classes),
         mean=mean, std=std, input_shape=shape, resize=policy.value, skipped=list(raw.skipped),

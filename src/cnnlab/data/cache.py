@@ -54,12 +54,33 @@ def cached_decode(paths: list[str], shape: tuple[int, int, int], resize: str, *,
     key = cache_key(paths, shape, resize)
     hit = _read(folder, key, shape)
     if hit is not None:
+        hit.stats_file = folder / f"{key}.stats.json"
         return hit
     result = decode()
     # a read-only or full disk must not stop training; the next run decodes again
     with contextlib.suppress(OSError):
         _write(folder, key, result, len(paths))
+        result.stats_file = folder / f"{key}.stats.json"
     return result
+
+
+def cached_stats(stats_file: Path | None, sources: list[str],
+                 compute: Callable[[], tuple[tuple[float, ...], tuple[float, ...]]]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean/std of a training split, remembered beside its cache entry (keyed by the split's files)."""
+    if stats_file is None:
+        return compute()
+    key = hashlib.sha256("\n".join(sources).encode()).hexdigest()[:32]
+    try:
+        memo = json.loads(stats_file.read_text(encoding="utf-8")) if stats_file.is_file() else {}
+    except (OSError, ValueError):
+        memo = {}
+    if key in memo:
+        return tuple(memo[key]["mean"]), tuple(memo[key]["std"])
+    mean, std = compute()
+    memo[key] = {"mean": list(mean), "std": list(std)}
+    with contextlib.suppress(OSError):
+        atomic_write_text(stats_file, json.dumps(memo))
+    return mean, std
 
 
 def _read(folder: Path, key: str, shape: tuple[int, int, int]) -> Decoded | None:

@@ -71,6 +71,6 @@ def load_csv(path: Path, shape: tuple[int, int, int], resize: str, *,
         entries.setdefault(split, []).append((file, label))
     if "all" not in entries and "train" not in entries:
         raise DataError(f"'{path}' has no rows with split 'train'")
-    splits, skipped = files_to_raw(entries, classes, shape, resize, cache_dir=cache_dir, progress=progress)
+    splits, skipped, stats_file = files_to_raw(entries, classes, shape, resize, cache_dir=cache_dir, progress=progress)
     desc = f"CSV '{path}' ({len(rows):,} rows, {len(classes)} classes)"
-    return RawData(splits, classes, desc, str(path), skipped=sorted(skipped), shaped=True)
+    return RawData(splits, classes, desc, str(path), skipped=sorted(skipped), shaped=True, stats_file=stats_file)

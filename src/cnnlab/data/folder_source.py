@@ -15,8 +15,8 @@ CacheDir = Path | bool | None  # a folder, None (the default folder) or False (n
 
 
 def files_to_raw(entries: dict[str, list[tuple[str, str]]], classes: list[str], shape: tuple[int, int, int],
-                 resize: str, *, cache_dir: CacheDir, progress: bool | ProgressFn | None) -> tuple[dict[str, RawSplit], list[tuple[str, str]]]:
-    """Decode every ``(path, class)`` of every split; returns the splits and the skipped files."""
+                 resize: str, *, cache_dir: CacheDir, progress: bool | ProgressFn | None) -> tuple[dict[str, RawSplit], list[tuple[str, str]], Path | None]:
+    """Decode every ``(path, class)`` of every split: the splits, the skipped files, the stats memo."""
     from cnnlab.data.cache import cached_decode
 
     order = sorted(entries)
@@ -33,7 +33,7 @@ def files_to_raw(entries: dict[str, list[tuple[str, str]]], classes: list[str], 
         images = _rows(decoded.images, rows)
         hashes = [decoded.hashes[i] for i in picked.tolist()] if decoded.hashes else None
         splits[split] = RawSplit(images, labels[picked], [paths[i] for i in picked.tolist()], hashes)
-    return splits, decoded.skipped
+    return splits, decoded.skipped, decoded.stats_file
 
 
 def _rows(images: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -47,10 +47,10 @@ def load_folder(root: Path, shape: tuple[int, int, int], resize: str, *,
                 cache_dir: CacheDir, progress: bool | ProgressFn | None) -> RawData:
     """Scan ``root`` (see :mod:`cnnlab.data.folder`) and decode its images to ``shape``."""
     scan = scan_folder(root)
-    splits, bad = files_to_raw(scan.files, scan.classes, shape, resize, cache_dir=cache_dir, progress=progress)
+    splits, bad, stats_file = files_to_raw(scan.files, scan.classes, shape, resize, cache_dir=cache_dir, progress=progress)
     warnings = [f"class folder '{p}' holds no images" for p in scan.empty_classes]
     layout = "/".join(s for s in ("train", "val", "test") if s in splits) if scan.has_splits else "class folders"
     desc = f"image folder '{root}' ({layout}, {len(scan.classes)} classes)"
     raw = RawData(splits, scan.classes, desc, str(root), skipped=sorted(scan.skipped + bad),
-                  ignored=scan.ignored, warnings=warnings, shaped=True)
+                  ignored=scan.ignored, warnings=warnings, shaped=True, stats_file=stats_file)
     return raw

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -33,6 +34,7 @@ class Decoded:
     ok: np.ndarray
     skipped: list[tuple[str, str]]
     hashes: list[str] = field(default_factory=list)  # one per input path ("" when unreadable)
+    stats_file: Path | None = None  # where per-split mean/std of this cache entry are remembered
 
 
 ChunkResult = tuple[np.ndarray, list[int], list[tuple[int, str]], list[str]]

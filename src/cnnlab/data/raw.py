@@ -7,6 +7,7 @@ into a :class:`~cnnlab.data.types.DataBundle`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -33,3 +34,4 @@ class RawData:
     ignored: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     shaped: bool = False  # True when images already have the requested input shape
+    stats_file: Path | None = None  # remembers mean/std for this decoded cache entry
