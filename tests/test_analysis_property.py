@@ -159,3 +159,29 @@ def test_conv_size_rejections_agree_with_pytorch(size: int, kernel: int, stride:
     except SpecError:
         ours_ok = False
     assert ours_ok == torch_ok
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+@given(specs())
+def test_random_specs_memory_estimate_matches_autograd(spec: dict[str, Any]) -> None:
+    """The activation part of the memory estimate equals what autograd keeps (within 2%)."""
+    try:
+        a = analyze(spec, batch=2)
+    except SpecError:
+        assume(False)
+        return
+    model = build(spec).train()
+    params = {p.data_ptr() for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if t.data_ptr() not in params and t.numel() > 1:
+            seen.setdefault(t.data_ptr(), t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(torch.randn(2, *spec["input"]))
+    assert a.memory is not None
+    measured = sum(seen.values())
+    assert abs(a.memory.activations - measured) <= 0.02 * measured + 64

@@ -234,6 +234,8 @@ def _pool_memory(layer: Pool, row: LayerAnalysis, pads: tuple[int, int, int, int
         row.saved_bytes += row.activations * INDEX_BYTES
     if layer.trainable:  # a·x keeps x
         row.saved_bytes += row.activations * 4
+        act_input = row.activations * 4 if layer.activation in SAVES_INPUT else 0
+        row.resolved["no_grad_bytes"] = row.activations * 4 + act_input  # when nothing before learns
     add_activation(row, layer.activation)
 
 
@@ -243,10 +245,10 @@ def global_pool(layer: GlobalPool, x: In, cx: Ctx) -> LayerAnalysis:
     c, h, w = x.shape
     row = _row(x, "global_pool", f"global {layer.kind.value} pool {h}×{w}", (c,), None)
     row.formula = tr("analysis.global_pool", cx.lang, kind=layer.kind.value, c=c, h=h, w=w)
-    row.saves_input = True
-    if layer.kind == PoolKind.MAX:
+    if layer.kind == PoolKind.MAX:  # keeps the input and the argmax indices
+        row.saves_input = True
         row.saved_bytes += c * INDEX_BYTES
-    return row
+    return row  # the average over H×W is a mean: its backward needs only the size
 
 
 def flatten(layer: Flatten, x: In, cx: Ctx) -> LayerAnalysis:

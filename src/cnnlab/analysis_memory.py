@@ -27,9 +27,11 @@ def add_activation(row: LayerAnalysis, act: Act) -> None:
         row.saved_bytes += row.activations * BYTES_PER_VALUE
 
 
-def chain(rows: Sequence[LayerAnalysis], input_bytes: int) -> tuple[int, bool, bool]:
+def chain(rows: Sequence[LayerAnalysis], input_bytes: int, grad: bool = True) -> tuple[int, bool, bool]:
     """Bytes saved by a sequence of rows, per sample.
 
+    ``grad``: whether the chain's input already carries a gradient. Before the first layer with
+    trainable parameters nothing needs a gradient, so autograd records (and keeps) nothing there.
     Returns ``(bytes excluding the chain's input, input is saved, last output is saved)``.
     """
     total, input_saved = 0, False
@@ -37,19 +39,27 @@ def chain(rows: Sequence[LayerAnalysis], input_bytes: int) -> tuple[int, bool, b
     for row in rows:
         if row.view:
             continue  # shares the storage of its input
-        if row.saves_input and not prev_saved:
-            if prev_is_input:
-                input_saved = True
-            else:
-                total += prev_bytes
-        total += row.saved_bytes
+        learns = row.params > 0 and row.trainable
+        if not grad and not learns:
+            prev_bytes, prev_saved, prev_is_input = row.activations * BYTES_PER_VALUE, False, False
+            continue
+        if not grad and "no_grad_bytes" in row.resolved:  # a·pool(x) + b first: only a·(…) and after keep
+            total += row.resolved["no_grad_bytes"]
+        else:
+            if row.saves_input and not prev_saved:
+                if prev_is_input:
+                    input_saved = True
+                else:
+                    total += prev_bytes
+            total += row.saved_bytes
         prev_bytes, prev_saved, prev_is_input = row.activations * BYTES_PER_VALUE, row.saves_output, False
         if row.saves_output:
             total += prev_bytes
+        grad = True
     return total, input_saved, prev_saved
 
 
 def activation_bytes(rows: Sequence[LayerAnalysis], input_values: int) -> int:
     """Per-sample bytes autograd keeps for a whole network (the input counted when an op saves it)."""
-    total, input_saved, _ = chain(rows, input_values * BYTES_PER_VALUE)
+    total, input_saved, _ = chain(rows, input_values * BYTES_PER_VALUE, grad=False)
     return total + (input_values * BYTES_PER_VALUE if input_saved else 0)
