@@ -75,3 +75,19 @@ def test_cli_subprocess_never_prints_a_traceback(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "cnnlab", "data", str(tmp_path / "f.txt")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "is a file" in proc.stderr
+
+
+def test_locales_have_the_same_keys() -> None:
+    import cnnlab
+
+    folder = Path(cnnlab.__file__).parent / "locales"
+    en = json.loads((folder / "data.en.json").read_text(encoding="utf-8"))
+    pt = json.loads((folder / "data.pt.json").read_text(encoding="utf-8"))
+    assert set(en) == set(pt) and all(k.startswith("data.") for k in en)
+
+
+@pytest.mark.slow
+def test_cnnlab_data_does_not_import_torch() -> None:
+    code = "import sys; from cnnlab.cli import main; main(['data', 'sample', '--format', 'json']); print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("False")
