@@ -96,3 +96,12 @@ def test_summary_command_never_imports_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_summary_for_another_input_size(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "summary", "lenet5", "--input", "1,20,20", "--format", "json")
+    data = json.loads(out)
+    # 20 -> conv5 16 -> pool 8 -> conv5 4 -> pool 2: the first dense layer reads 16·2·2 = 64 values
+    assert code == 0 and data["layers"][5]["params"] == (16 * 2 * 2 + 1) * 120
+    code, _, err = run_cli(capsys, "summary", "lenet5", "--input", "1,a,20")
+    assert code == 2 and "C,H,W" in err

@@ -31,6 +31,8 @@ def register(sub: Any) -> None:
     p.add_argument("--batch", type=int, default=1, help="batch size for the training-memory estimate")
     p.add_argument("--lang", default=None, help="language of the explanations: en or pt (default: from LANG)")
     p.add_argument("--width", type=int, default=None, help="table width in characters (default: terminal)")
+    p.add_argument("--input", default=None, metavar="C,H,W",
+                   help="analyse for another input size, e.g. 3,64,64 (default: the spec's input)")
     p.set_defaults(func=run_summary)
 
     c = sub.add_parser(
@@ -57,7 +59,15 @@ def run_summary(args: argparse.Namespace) -> int:
         from cnnlab.errors import CnnlabError
 
         raise CnnlabError(f"--batch must be a positive integer; received {args.batch}")
-    a = analyze(args.net, batch=args.batch, lang=resolve_lang(args.lang))
+    lang = resolve_lang(args.lang)
+    spec: Any = args.net
+    if args.input:
+        import dataclasses
+
+        from cnnlab.spec import load_spec
+
+        spec = dataclasses.replace(load_spec(args.net, lang), input=_input_size(args.input))
+    a = analyze(spec, batch=args.batch, lang=lang)
     if args.format == "table":
         print_summary(a, width=args.width)
     else:
@@ -65,6 +75,19 @@ def run_summary(args: argparse.Namespace) -> int:
         if args.format == "json":
             sys.stdout.write("\n")
     return 0
+
+
+def _input_size(text: str) -> tuple[int, int, int]:
+    from cnnlab.errors import CnnlabError
+
+    parts = text.replace("x", ",").replace("×", ",").split(",")
+    try:
+        c, h, w = (int(p) for p in parts)
+    except ValueError:
+        raise CnnlabError(f"--input must be C,H,W with three positive integers, e.g. 3,64,64; received {text!r}") from None
+    if min(c, h, w) < 1:
+        raise CnnlabError(f"--input must be C,H,W with three positive integers, e.g. 3,64,64; received {text!r}")
+    return c, h, w
 
 
 def run_check(args: argparse.Namespace) -> int:
