@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,12 @@ from PIL import Image, ImageOps
 from cnnlab.data.ingest import decode_files, workers_available
 
 SIZE = 128
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (the decode workers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def pillow_loop(paths: list[str]) -> np.ndarray:
@@ -47,20 +54,24 @@ def main() -> int:
     if not paths:
         print(f"no JPEGs under {args.data}", file=sys.stderr)
         return 2
-    base_t, ours_t = [], []
+    base_t, ours_t, base_cpu, ours_cpu = [], [], [], []
     for _ in range(args.rounds):
-        t = time.perf_counter()
+        c, t = cpu_seconds(), time.perf_counter()
         ref = pillow_loop(paths)
         base_t.append(time.perf_counter() - t)
-        t = time.perf_counter()
+        base_cpu.append(cpu_seconds() - c)
+        c, t = cpu_seconds(), time.perf_counter()
         got = decode_files(paths, (3, SIZE, SIZE), "crop", progress=False)
         ours_t.append(time.perf_counter() - t)
+        ours_cpu.append(cpu_seconds() - c)
     diff = np.abs(ref.astype(np.int16) - got.images.astype(np.int16))
     result = {
         "files": len(paths), "size": SIZE, "cores": workers_available(), "rounds": args.rounds,
         "pillow_loop_s": min(base_t), "cnnlab_s": min(ours_t), "speedup": min(base_t) / min(ours_t),
         "pillow_loop_images_per_s": len(paths) / min(base_t), "cnnlab_images_per_s": len(paths) / min(ours_t),
         "all_pillow_s": base_t, "all_cnnlab_s": ours_t, "loadavg": os.getloadavg(),
+        "pillow_cpu_s": min(base_cpu), "cnnlab_cpu_s": min(ours_cpu),
+        "cpu_bound_speedup_estimate": workers_available() * min(base_cpu) / min(ours_cpu),
         "max_abs_pixel_diff": int(diff.max()), "mean_abs_pixel_diff": float(diff.mean()),
         "skipped": len(got.skipped), "python": platform.python_version(), "machine": platform.processor() or platform.machine(),
     }
@@ -68,6 +79,9 @@ def main() -> int:
     print(f"  plain Pillow loop : {result['pillow_loop_s']:.2f} s ({result['pillow_loop_images_per_s']:.0f} img/s)")
     print(f"  cnnlab            : {result['cnnlab_s']:.2f} s ({result['cnnlab_images_per_s']:.0f} img/s)")
     print(f"  speedup           : {result['speedup']:.2f}x   (pixels: max |diff| {result['max_abs_pixel_diff']}, mean {result['mean_abs_pixel_diff']:.3f})")
+    print(f"  CPU seconds       : Pillow loop {result['pillow_cpu_s']:.2f}, cnnlab (all processes) {result['cnnlab_cpu_s']:.2f}"
+          f" -> on {result['cores']} idle cores at most {result['cpu_bound_speedup_estimate']:.2f}x")
+    print(f"  load average      : {result['loadavg'][0]:.1f} (1 min) on {result['cores']} cores")
     out = Path(__file__).parent / "results" / "data_ingest.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
