@@ -165,7 +165,13 @@ def cmd_cam(args: argparse.Namespace) -> int:
     pixels, x = _image(run, args.image)
     cam = grad_cam(run.model, x, target, layer=args.layer)
     fig = plot_cam(pixels, cam, list(run.classes), lang=lang)
-    return _done(save_figure(fig, _out(args, f"cam-{Path(args.image).stem}.png")))
+    suffix = "" if target is None else f"-{_safe(run.classes[target])}"
+    return _done(save_figure(fig, _out(args, f"cam-{Path(args.image).stem}{suffix}.png")))
+
+
+def _safe(name: str) -> str:
+    """A class name usable in a file name."""
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(name))[:40]
 
 
 def class_index(value: str, classes: list[str]) -> int:
