@@ -101,10 +101,10 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     if dist.is_main:
         _prepare_folder(run_dir, resume, cfg, spec, bundle, source)
     barrier()
-    parts = setup.Parts(*setup.build_model(spec, cfg, device, dist), optimizer=None,  # type: ignore[arg-type]
-                        train_loader=None, val_loader=None, device=device)  # type: ignore[arg-type]
-    parts.optimizer = setup.build_optimizer(parts.raw, cfg, device)
-    parts.train_loader, parts.val_loader = setup.build_loaders(bundle, cfg, device, dist)
+    model, raw = setup.build_model(spec, cfg, device, dist)
+    optimizer = setup.build_optimizer(raw, cfg, device)
+    train_loader, val_loader = setup.build_loaders(bundle, cfg, device, dist)
+    parts = setup.Parts(model, raw, optimizer, train_loader, val_loader, device)
     steps = len(parts.train_loader) if cfg.max_steps_per_epoch is None else min(len(parts.train_loader), cfg.max_steps_per_epoch)
     trainer = Trainer(parts, cfg, run_dir, progress, dist, steps)
     if resume:

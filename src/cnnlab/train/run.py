@@ -163,10 +163,15 @@ def load_run(path: str | os.PathLike[str], which: str = "best", device: str | to
     status = _read_json(root / "status.json") if (root / "status.json").exists() else {}
     return Run(
         path=root, model=model, spec=spec, classes=list(classes), config=config,
-        mean=tuple(data["mean"]), std=tuple(data["std"]), input_shape=tuple(data["input_shape"]),  # type: ignore[arg-type]
+        mean=tuple(data["mean"]), std=tuple(data["std"]), input_shape=_shape(data["input_shape"]),
         resize=str(data.get("resize", "crop")), data=data, metrics=read_metrics(root),
         status=status, checkpoint=meta, which=which,
     )
+
+
+def _shape(values: Any) -> tuple[int, int, int]:
+    c, h, w = (int(v) for v in values)
+    return (c, h, w)
 
 
 def _check_folder(root: Path, which: str) -> None:

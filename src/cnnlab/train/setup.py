@@ -67,7 +67,7 @@ def build_model(spec: Any, cfg: TrainConfig, device: torch.device, dist: DistInf
         raw = torch.nn.SyncBatchNorm.convert_sync_batchnorm(raw)  # statistics over the global batch
     raw = raw.to(device)
     if cfg.channels_last:
-        raw = raw.to(memory_format=torch.channels_last)  # type: ignore[call-arg]
+        raw = raw.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     model = wrap_model(raw, dist)
     if cfg.compile:
         model = torch.compile(model)  # type: ignore[assignment]
@@ -78,10 +78,12 @@ def build_optimizer(raw: torch.nn.Module, cfg: TrainConfig, device: torch.device
     """AdamW or SGD+Nesterov; no weight decay on biases and norm scales; fused kernels where they exist."""
     decay = [p for p in raw.parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for p in raw.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups: list[dict[str, Any]] = [{"params": decay, "weight_decay": cfg.weight_decay},
+                                    {"params": no_decay, "weight_decay": 0.0}]
     groups = [g for g in groups if g["params"]]
     lr = float(cfg.lr or 0.0)
-    for fast in ({"fused": True}, {"foreach": True}, {}):
+    choices: list[dict[str, Any]] = [{"fused": True}, {"foreach": True}, {}]
+    for fast in choices:
         if "fused" in fast and device.type not in ("cpu", "cuda"):
             continue
         try:

@@ -1,0 +1,52 @@
+"""``cnnlab train`` / ``cnnlab demo`` as a user meets them: help shows defaults, --dry-run prints the
+resolved options, bad input exits 2 with a message and no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from cnnlab.cli import main
+
+
+def test_help_lists_options_with_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    for needle in ("--epochs", "(default: 10)", "--optimizer {adamw,sgd}", "--schedule {onecycle,cosine,constant}",
+                   "--precision {fp32,bf16,fp16}", "--device {auto,cpu,cuda,mps}", "--resume", "--patience",
+                   "--label-smoothing", "--no-augment", "--config"):
+        assert needle in out, needle
+
+
+def test_dry_run_resolves_config_file_then_flags(tmp_path, capsys):
+    cfg = tmp_path / "recipe.yaml"
+    cfg.write_text("epochs: 7\nlr: 0.01\noptimizer: sgd\n")
+    assert main(["train", "lenet5", "--data", "sample", "--config", str(cfg), "--lr", "0.02", "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    resolved = yaml.safe_load(text)
+    assert resolved["epochs"] == 7  # from the file
+    assert resolved["lr"] == 0.02  # the flag wins
+    assert resolved["optimizer"] == "sgd"
+    assert resolved["weight_decay"] == 5e-4  # SGD's default, filled in by resolve()
+    assert resolved["translate"] == 3 and resolved["hflip"] is False  # 32x32 grey input
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["train", "lenet5", "--data", "sample", "--epochs", "0", "--dry-run"], "epochs=0"),
+    (["train", "lenet5", "--data", "sample", "--config", "missing.yaml"], "cannot read config file"),
+    (["train", "nowhere/run", "--resume"], "cannot resume"),
+])
+def test_bad_input_exits_2_with_a_message(argv, needle, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and needle in err and "Traceback" not in err
+
+
+def test_cli_module_does_not_import_torch():
+    code = "import sys, cnnlab.cli.train_cmds; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
