@@ -54,7 +54,7 @@ class DemoResult:
 
 
 def run_demo(out: str | os.PathLike[str] | None = None, epochs: int | None = None, quiet: bool = False,
-             lang: str | None = None) -> DemoResult:
+             lang: str | None = None, threads: int | None = None) -> DemoResult:
     """Run the demo and print each step; returns the run, the held-out accuracy and the report path."""
     from cnnlab.analysis import analyze
     from cnnlab.data import load_data
@@ -70,11 +70,11 @@ def run_demo(out: str | os.PathLike[str] | None = None, epochs: int | None = Non
     test = bundle.test if bundle.test is not None else bundle.val
     print("\n" + tr("demo.step_train", lang, train=len(bundle.train), val=len(bundle.val), test=len(test)))
     run = train(DEMO_SPEC, bundle, out=out if out is not None else RunDir.default_path("demo"),
-                epochs=epochs or DEMO_EPOCHS, quiet=quiet, lang=lang, report=False, **DEMO_RECIPE)
+                epochs=epochs or DEMO_EPOCHS, quiet=quiet, lang=lang, report=False, threads=threads, **DEMO_RECIPE)
     assert run is not None  # single process: this is rank 0
     accuracy = _evaluate(run, test, lang)
     _predict_some(run, test, lang)
-    report = _report(run, test)
+    report = _report(run, test, lang)
     print("\n" + tr("demo.where", lang, path=run.path))
     if report is not None:
         print(tr("demo.report", lang, path=report))
@@ -119,11 +119,11 @@ def _predict_some(run: Any, test: Any, lang: str) -> None:
                      pred=p.label, prob=p.probability, mark=mark))
 
 
-def _report(run: Any, test: Any) -> Path | None:
+def _report(run: Any, test: Any, lang: str) -> Path | None:
     try:
         from cnnlab.report import write_report
     except ImportError as exc:  # the report module is not installed yet
         if exc.name != "cnnlab.report":
             raise
         return None
-    return Path(write_report(run, data=test))
+    return Path(write_report(run, data=test, lang=lang, data_label=tr("demo.data_label", lang)))

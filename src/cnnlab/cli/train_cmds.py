@@ -86,6 +86,7 @@ def register(sub: Any) -> None:
     d.add_argument("--out", default=None, help="run folder (default: runs/demo, numbered when taken)")
     d.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo recipe's)")
     d.add_argument("--quiet", action="store_true", help="no progress bars (the summary and results still print)")
+    d.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
     d.add_argument("--lang", help="message language: en or pt")
     d.set_defaults(func=_demo)
 
@@ -148,5 +149,5 @@ def _dry_run(args: argparse.Namespace, config: TrainConfig | None, overrides: di
 def _demo(args: argparse.Namespace) -> int:
     from cnnlab.demo import run_demo
 
-    run_demo(out=args.out, epochs=args.epochs, quiet=args.quiet, lang=args.lang)
+    run_demo(out=args.out, epochs=args.epochs, quiet=args.quiet, lang=args.lang, threads=args.threads)
     return 0

@@ -94,6 +94,7 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     device = dist.device
     check_precision(cfg.precision, device)
     threads = set_threads(cfg.threads)
+    _warn_if_busy(progress, device, threads)
     bundle = setup.load_bundle(source, tuple(spec.input), cfg, show=progress.mode.value != "quiet")
     _check_classes(analysis.num_classes, bundle.classes, spec.name)
     for warning in getattr(bundle, "warnings", []):
@@ -127,6 +128,14 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
         raise
     _status(dist, run_dir, "finished", trainer.pos.epoch, stopped_early=state == "stopped_early")
     return state
+
+
+def _warn_if_busy(progress: Progress, device: Any, threads: int) -> None:
+    """On a CPU shared with other work, several intra-op threads wait on each other: say so."""
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if device.type == "cpu" and threads > 1 and load > cores + 0.5:
+        progress.warn("train.busy", load=load, cores=cores, threads=threads)
 
 
 def _status(dist: Any, run_dir: RunDir, state: str, epoch: int, **extra: Any) -> None:
@@ -173,5 +182,9 @@ def _write_report(path: Path, progress: Progress) -> None:
         if exc.name != "cnnlab.report":
             raise
         return
-    report = write_report(path)
+    try:
+        report = write_report(path, lang=progress.lang)
+    except CnnlabError as exc:  # the run itself is complete: keep it, say why there is no report
+        progress.warn("train.no_report", reason=str(exc), path=path)
+        return
     progress.info("train.report", path=report)
