@@ -87,6 +87,20 @@ def test_evaluate_on_another_source_uses_all_of_it(run_dir: Path, tmp_path: Path
     assert code == 0 and res["split"] == "all" and res["n"] == 10
 
 
+def test_predict_sees_exactly_what_evaluate_sees(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Files decoded by predict and the data layer's cached arrays give the same probabilities."""
+    code, out, _ = _cli(capsys, "evaluate", str(run_dir), "--split", "train", "--worst", "1000", "--format", "json",
+                        "--device", "cpu")
+    samples = {s["source"]: s for s in json.loads(out)["highest_loss"]}
+    assert code == 0 and len(samples) == 18
+    code, out, _ = _cli(capsys, "predict", str(run_dir), *samples, "--top-k", "1", "--format", "json",
+                        "--device", "cpu")
+    assert code == 0
+    for p in json.loads(out):
+        assert p["label"] == samples[p["source"]]["predicted"]
+        assert p["probability"] == pytest.approx(samples[p["source"]]["confidence"], abs=1e-5)
+
+
 def test_evaluate_table_and_csv(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _cli(capsys, "evaluate", str(run_dir), "--split", "train", "--device", "cpu")
     assert code == 0 and "Confusion matrix" in out and "precision" in out
