@@ -17,7 +17,16 @@ from typing import Any
 from cnnlab.errors import CnnlabError, RunError
 from cnnlab.i18n import resolve_lang, tr
 
-_FMT = argparse.ArgumentDefaultsHelpFormatter
+
+class _FMT(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults in --help, except ``None`` ("decided elsewhere": the help text says by what)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
 OUTPUT_FORMATS = ("table", "json", "csv")
 
 
@@ -35,7 +44,7 @@ def _common(p: argparse.ArgumentParser, *, checkpoint: bool = True, formats: tup
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     if formats:
         p.add_argument("--format", choices=formats, default="table", dest="output", help="output format")
-    p.add_argument("--lang", default=None, help="message language: en or pt (default: from CNNLAB_LANG/LANG)")
+    p.add_argument("--lang", default=None, help="message language: en or pt (default: from CNNLAB_LANG, LC_ALL or LANG, else en)")
 
 
 def _register_evaluate(sub: Any) -> None:
@@ -90,7 +99,7 @@ def _register_export(sub: Any) -> None:
 
 def _register_lr_find(sub: Any) -> None:
     p = sub.add_parser("lr-find", formatter_class=_FMT, help="learning-rate range test, with a plot",
-                       description="Train a copy of the network for a few hundred steps while the learning rate "
+                       description="Train a copy of the network for --iters mini-batches while the learning rate "
                        "grows exponentially; suggest the rate where the loss falls fastest and plot the curve. "
                        "Nothing is saved except the plot; a run given here is not modified.")
     p.add_argument("target", help="a spec (YAML file or bundled name such as lenet5) or a run folder")
