@@ -185,3 +185,29 @@ def test_random_specs_memory_estimate_matches_autograd(spec: dict[str, Any]) -> 
     assert a.memory is not None
     measured = sum(seen.values())
     assert abs(a.memory.activations - measured) <= 0.02 * measured + 64
+
+
+KINDS = ["conv", "pool", "global_pool", "batchnorm", "dropout", "flatten", "dense", "output", "activation", "lrn",
+         "residual", "cnv"]
+KEYS = ["filters", "kernel", "stride", "padding", "dilation", "groups", "bias", "activation", "connections", "kind",
+        "size", "ceil", "trainable", "rate", "units", "classes", "slope", "alpha", "layers", "shortcut", "x"]
+junk = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-3, 40), st.floats(-1, 2), st.just(float("nan")), st.sampled_from(
+        ["same", "valid", "max", "avg", "relu", "none", "conv", "auto", ""])),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS), inner, max_size=3)),
+    max_leaves=8,
+)
+layer_junk = st.one_of(st.sampled_from(KINDS), st.dictionaries(st.sampled_from(KINDS), junk, min_size=1, max_size=2),
+                       junk)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.fixed_dictionaries({"input": st.one_of(st.lists(st.integers(-1, 12), max_size=4), junk),
+                              "layers": st.one_of(st.lists(layer_junk, max_size=6), junk)}))
+def test_any_garbage_gives_a_spec_error_never_a_crash(data: dict[str, Any]) -> None:
+    try:
+        a = analyze(data)
+    except SpecError as exc:
+        assert exc.problems and all(isinstance(p, str) and p for p in exc.problems)
+    else:
+        assert a.total_params >= 0

@@ -30,7 +30,7 @@ def use_color(stream: TextIO | None = None) -> bool:
 
 
 def paint(text: str, style: str | None, color: bool) -> str:
-    if not color or not style or not text:
+    if not color or not style or not text.strip():
         return text
     return f"\x1b[{STYLES[style]}m{text}\x1b[0m"
 
