@@ -116,7 +116,7 @@ def _residual(layer: Residual, x: In, cx: Ctx) -> LayerAnalysis:
     stride = _branch_stride(children)
     shortcut = _shortcut(layer, x, out, stride, cx)
     row = LayerAnalysis(
-        index=x.index, path=x.path, kind="residual", title=f"residual ({len(children)} layers)",
+        index=x.index, path=x.path, kind="residual", title=tr("analysis.title.residual", cx.lang, n=len(children)),
         input_shape=x.shape, output_shape=out, depth=x.path.count("."), children=children,
     )
     parts = [*children, shortcut] if shortcut is not None else children

@@ -2,7 +2,7 @@
 
 >>> from cnnlab.analysis import analyze
 >>> print(render(analyze("keras-mnist"), "csv").splitlines()[1])
-0,conv,"conv 3×3, 1→32 + relu","(32, 26, 26)",320,194688,3×3
+0,conv,"conv 3×3, 1→32 + relu","(32, 26, 26)",320,194688,3×3,0
 """
 
 from __future__ import annotations
@@ -160,8 +160,8 @@ def render_markdown(a: Analysis) -> str:
 def render_csv(a: Analysis) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["index", "kind", "title", "output_shape", "params", "macs", "receptive_field"])
-    for row in a.walk():
+    writer.writerow(["index", "kind", "title", "output_shape", "params", "macs", "receptive_field", "depth"])
+    for row in a.walk():  # depth > 0: rows inside a residual block (already counted in the block's row)
         writer.writerow([row.path, row.kind, row.title, str(tuple(row.output_shape)), row.params, row.macs,
-                         rf_text(row)])
+                         rf_text(row), row.depth])
     return buf.getvalue()
