@@ -138,3 +138,19 @@ def test_unknown_name_suggests_the_closest(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DataError, match="did you mean 'mnist'"):
         load_data("minst", (1, 28, 28), progress=False)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_lazy_idx_gather_equals_numpy_indexing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gz: bool) -> None:
+    from cnnlab.data import idx_lazy
+
+    monkeypatch.setattr(idx_lazy, "BLOCK_ROWS", 7)  # many block boundaries
+    rng = np.random.default_rng(2)
+    imgs = rng.integers(0, 256, (50, 5, 4), dtype=np.uint8)
+    write_idx(tmp_path, "train", imgs, np.zeros(50, np.uint8), gz=gz)
+    name = "train-images-idx3-ubyte" + (".gz" if gz else "")
+    lazy = idx_lazy.IdxImages(tmp_path / name)
+    assert lazy.shape == (50, 1, 5, 4)
+    index = np.array([49, 3, 3, 0, 21, 7, 6, 48])  # unsorted, repeated, at block edges
+    assert np.array_equal(lazy[index][:, 0], imgs[index])
+    assert np.array_equal(np.asarray(lazy)[:, 0], imgs)

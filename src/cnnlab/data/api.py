@@ -142,7 +142,14 @@ def assign_splits(raw: RawData, *, val_split: float, test_split: float, seed: in
     elif "test" in given:
         out["test"] = given["test"]
     out["train"] = _take_last(pool, tr)  # after val/test were copied out: may reuse the pool's memory
-    return {k: out[k] for k in ("train", "val", "test") if k in out}
+    return {k: _materialise(out[k]) for k in ("train", "val", "test") if k in out}
+
+
+def _materialise(split: RawSplit) -> RawSplit:
+    """Read a lazily loaded split (IDX) into an array."""
+    if not isinstance(split.images, np.ndarray):
+        split.images = np.asarray(split.images)
+    return split
 
 
 def _take(split: RawSplit, index: np.ndarray) -> RawSplit:
@@ -160,7 +167,8 @@ def _take_last(split: RawSplit, index: np.ndarray) -> RawSplit:
     in blocks never overwrites a row still to be read. Saves a second copy of the training set.
     """
     images = split.images
-    if len(index) == len(split.labels) or not images.flags.writeable or isinstance(images, np.memmap):
+    if (len(index) == len(split.labels) or not isinstance(images, np.ndarray) or not images.flags.writeable
+            or isinstance(images, np.memmap)):
         return _take(split, index)
     step = 4096
     for j in range(0, len(index), step):

@@ -80,12 +80,19 @@ def _read_idx_stream(fh: Any, p: Path) -> np.ndarray:
     return out.reshape(dims)
 
 
-def read_idx_pair(images_path: str | os.PathLike[str], labels_path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Images ``(N, 1, H, W)`` uint8 and labels ``(N,)`` int64 from two IDX files; checks they agree."""
-    images = read_idx(images_path)
+def read_idx_pair(images_path: str | os.PathLike[str], labels_path: str | os.PathLike[str]) -> tuple[Any, np.ndarray]:
+    """Images ``(N, 1, H, W)`` (an :class:`~cnnlab.data.idx_lazy.IdxImages`, read on demand) and
+    labels ``(N,)`` int64 from two IDX files; checks they agree."""
+    from cnnlab.data.idx_lazy import IdxImages
+
+    p = Path(images_path)
+    if not p.is_file():
+        raise DataError(f"IDX file '{p}' does not exist" if not p.exists() else f"'{p}' is a folder, expected an IDX file")
+    try:
+        images = IdxImages(p)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"cannot read '{p}': the gzip data is truncated or corrupt ({exc}); download the file again") from None
     labels = read_idx(labels_path)
-    if images.ndim != 3 or images.dtype != np.uint8:
-        raise DataError(f"'{images_path}' holds {images.dtype} {images.shape}; expected uint8 images (N, H, W)")
     if labels.ndim != 1:
         raise DataError(f"'{labels_path}' holds shape {labels.shape}; expected labels (N,)")
     if len(images) != len(labels):
@@ -93,7 +100,7 @@ def read_idx_pair(images_path: str | os.PathLike[str], labels_path: str | os.Pat
             f"'{images_path}' has {len(images):,} images but '{labels_path}' has {len(labels):,} labels; "
             "they must come from the same split"
         )
-    return images[:, None, :, :], labels.astype(np.int64)  # (N, 1, H, W)
+    return images, labels.astype(np.int64)
 
 
 def find_idx_pairs(folder: Path) -> dict[str, tuple[Path, Path]]:

@@ -137,6 +137,7 @@ def _inspect_arrays(source: str | os.PathLike[str], val: float, test: float, see
     if raw.source == "sample":
         val, test = SAMPLE_SPLIT
     for split in raw.splits.values():
+        split.images = np.asarray(split.images)
         split.hashes = [hashlib.blake2b(row.tobytes(), digest_size=16).hexdigest() for row in split.images]
     final = assign_splits(raw, val_split=val, test_split=test, seed=seed)
     first = next(iter(raw.splits.values())).images

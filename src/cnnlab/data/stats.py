@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-_CHUNK = 1 << 20  # pixels per bincount call: bincount widens to int64, so 8 MB of temporary memory
+_CHUNK = 1 << 18  # pixels per bincount call: bincount widens to int64, so 2 MB of temporary memory
 
 
 def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
