@@ -48,6 +48,7 @@ def test_book_cnn_example_is_the_bundled_one() -> None:
     a = analyze(BOOK)
     assert a.layers[5].params == (64 * 12 * 12 + 1) * 128  # (n+1)·m with n = C·H·W
     assert a.layers[5].output_shape == (128,)
+    assert "64·12·12 = 9,216" in a.layers[5].notes[0]  # the derived in_features is explained on the dense row
 
 
 def test_errors_name_layer_and_yaml_line(tmp_path: Path) -> None:

@@ -60,6 +60,7 @@ class Ctx:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     broken: bool = False  # an earlier spatial problem: skip size checks that would only cascade
+    flattened: tuple[int, int, int, str] | None = None  # (C, H, W, path) of the last flatten, until a dense reads it
     last_shrink: In | None = None  # the layer where the size last went down (for "drop the pooling at layer 4")
 
 
@@ -257,6 +258,7 @@ def flatten(layer: Flatten, x: In, cx: Ctx) -> LayerAnalysis:
     if len(x.shape) == 3:
         c, h, w = x.shape
         row.formula = tr("analysis.flatten", cx.lang, c=c, h=h, w=w, n=num(n, cx.lang))
+        cx.flattened = (c, h, w, x.path)
     else:
         row.formula = tr("analysis.flatten_vec", cx.lang, n=num(n, cx.lang))
     row.view = True
@@ -281,6 +283,10 @@ def _dense_like(x: In, cx: Ctx, kind: str, title: str, units: int, bias: bool, k
     if len(x.shape) == 3:
         c, h, w = x.shape
         row.notes.append(tr("analysis.note.implicit_flatten", cx.lang, c=c, h=h, w=w, n=num(n, cx.lang)))
+    elif cx.flattened is not None:
+        c, h, w, path = cx.flattened
+        row.notes.append(tr("analysis.note.from_flatten", cx.lang, c=c, h=h, w=w, n=num(n, cx.lang), path=path))
+    cx.flattened = None
     return row
 
 
