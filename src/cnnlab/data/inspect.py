@@ -36,7 +36,7 @@ class DataReport:
     description: str
     classes: list[str]
     counts: dict[str, dict[str, int]]
-    split_note: str
+    split_note: str  # English; ``split_plan`` holds the same facts for other languages
     sizes: dict[str, dict[str, int]]  # {"width": {"min", "median", "max"}, "height": {...}}
     modes: dict[str, int]
     formats: dict[str, int]
@@ -45,6 +45,7 @@ class DataReport:
     duplicates: list[list[tuple[str, str]]] = field(default_factory=list)
     duplicates_within: int = 0
     warnings: list[str] = field(default_factory=list)
+    split_plan: dict[str, Any] = field(default_factory=dict)  # {"given": [...], "drawn": {...}, "pool", "seed"}
 
     @property
     def total(self) -> int:
@@ -126,6 +127,7 @@ def _inspect_files(path: Path, found: tuple[Any, ...], val: float, test: float, 
                         _tally(pr.mode for _, pr in good), _tally(pr.format for _, pr in good),
                         skipped, ignored, find_duplicates(final), _within(final), list(warns))
     report.warnings += _class_warnings(report)
+    report.split_plan = split_plan(raw, val, test, seed)
     return report
 
 
@@ -150,6 +152,7 @@ def _inspect_arrays(source: str | os.PathLike[str], val: float, test: float, see
                         _split_note(raw, val, test, seed), sizes, {mode: n}, {fmt: n}, raw.skipped,
                         raw.ignored, find_duplicates(final), _within(final), list(raw.warnings))
     report.warnings += _class_warnings(report)
+    report.split_plan = split_plan(raw, val, test, seed)
     return report
 
 
@@ -162,18 +165,32 @@ def _counts(splits: dict[str, RawSplit], classes: list[str]) -> dict[str, dict[s
     return out
 
 
-def _split_note(raw: RawData, val: float, test: float, seed: int) -> str:
-    given = [s for s in ("train", "val", "test") if s in raw.splits]
-    drawn = []
+def split_plan(raw: RawData, val: float, test: float, seed: int) -> dict[str, Any]:
+    """Which splits the source gave and which are drawn (fraction), from what, with which seed."""
+    drawn = {}
     if "val" not in raw.splits and val > 0:
-        drawn.append(f"val {val:g}")
+        drawn["val"] = val
     if "test" not in raw.splits and test > 0:
-        drawn.append(f"test {test:g}")
+        drawn["test"] = test
+    return {"given": [s for s in ("train", "val", "test") if s in raw.splits], "drawn": drawn,
+            "pool": "train" if "train" in raw.splits else "all", "seed": seed}
+
+
+def _split_note(raw: RawData, val: float, test: float, seed: int) -> str:
+    return split_text(split_plan(raw, val, test, seed), "en")
+
+
+def split_text(plan: dict[str, Any], lang: str) -> str:
+    """``given: train, val; drawn stratified from train: val 0.2 (seed 0)`` in ``lang``."""
+    from cnnlab.i18n import tr
+
     parts = []
-    if given:
-        parts.append("given: " + ", ".join(given))
-    if drawn:
-        parts.append(f"drawn stratified from {'train' if 'train' in raw.splits else 'all images'}: {', '.join(drawn)} (seed {seed})")
+    if plan["given"]:
+        parts.append(tr("data.split.given", lang, splits=", ".join(plan["given"])))
+    if plan["drawn"]:
+        pool = tr(f"data.split.pool_{plan['pool']}", lang)
+        fractions = ", ".join(f"{k} {v:g}" for k, v in plan["drawn"].items())
+        parts.append(tr("data.split.drawn", lang, pool=pool, fractions=fractions, seed=plan["seed"]))
     return "; ".join(parts)
 
 

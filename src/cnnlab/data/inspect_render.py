@@ -5,7 +5,7 @@ Compute lives in :mod:`cnnlab.data.inspect`; this module only formats.
 
 from __future__ import annotations
 
-from cnnlab.data.inspect import DataReport
+from cnnlab.data.inspect import DataReport, split_text
 from cnnlab.i18n import tr
 
 SHOW = 20  # skipped files and duplicate groups listed in text mode
@@ -14,7 +14,8 @@ SHOW = 20  # skipped files and duplicate groups listed in text mode
 def render_text(r: DataReport, lang: str = "en", show: int = SHOW) -> str:
     """The ``cnnlab data`` report as lines of text."""
     t = lambda key, **kw: tr(f"data.inspect.{key}", lang, **kw)  # noqa: E731
-    lines = [f"{t('source')}: {r.description}", f"{t('splits')}: {r.split_note}", ""]
+    note = split_text(r.split_plan, lang) if r.split_plan else r.split_note
+    lines = [f"{t('source')}: {r.description}", f"{t('splits')}: {note}", ""]
     lines += _table(r, t("class"), t("total"))
     w, h = r.sizes["width"], r.sizes["height"]
     if w["min"] == w["max"] and h["min"] == h["max"]:
