@@ -185,3 +185,19 @@ def test_every_example_builds_and_matches(path: Path) -> None:
     import yaml
 
     check_against_torch(yaml.safe_load(path.read_text()))
+
+
+def test_summary_counts_parameters_of_modules_never_called() -> None:
+    class Unused(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.used = nn.Linear(4, 2)
+            self.spare = nn.Linear(4, 3)  # defined, never called
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.used(x.flatten(1))
+
+    net = Unused()
+    a = cnnlab.summary(net, (1, 2, 2), verbose=False)
+    assert a.total_params == sum(p.numel() for p in net.parameters()) == 10 + 15
+    assert a.warnings and "15" in a.warnings[0]

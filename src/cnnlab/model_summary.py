@@ -45,12 +45,13 @@ def summary(
     rows = _rows(module, calls, lang)
     a = Analysis(name=type(module).__name__, input_shape=size, layers=rows, batch=batch, lang=lang)
     fill_totals(a)
-    unique = {id(p): p for p in module.parameters()}
-    missing = sum(p.numel() for i, p in unique.items() if i not in _counted_ids(rows))
-    if missing:
+    counted = _counted_ids(rows)
+    unused = [p for p in {id(p): p for p in module.parameters()}.values() if id(p) not in counted]
+    if unused:
+        missing = sum(p.numel() for p in unused)
         a.warnings.append(f"{num(missing, lang)} parameters belong to modules the forward pass never called")
         a.total_params += missing
-        a.trainable_params += sum(p.numel() for i, p in unique.items() if i not in _counted_ids(rows) and p.requires_grad)
+        a.trainable_params += sum(p.numel() for p in unused if p.requires_grad)
     if verbose:
         from cnnlab.render import print_summary
 
