@@ -46,6 +46,12 @@ def test_sample_is_the_mnist_test_set_split_80_10_10() -> None:
     assert b.classes == [str(d) for d in range(10)]
 
 
+def test_sample_split_ignores_the_run_seed() -> None:
+    a = load_data("sample", (1, 28, 28), seed=0, progress=False)
+    b = load_data("sample", (1, 28, 28), seed=123, progress=False)
+    assert a.test is not None and b.test is not None and a.test.sources == b.test.sources
+
+
 def test_sample_mean_std_match_numpy_on_train_split() -> None:
     b = load_data("sample", (1, 28, 28), progress=False)
     px = b.train.images.astype(np.float64) / 255.0
