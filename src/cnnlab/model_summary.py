@@ -49,7 +49,7 @@ def summary(
     unused = [p for p in {id(p): p for p in module.parameters()}.values() if id(p) not in counted]
     if unused:
         missing = sum(p.numel() for p in unused)
-        a.warnings.append(f"{num(missing, lang)} parameters belong to modules the forward pass never called")
+        a.warnings.append(tr("analysis.warn.unused", lang, n=num(missing, lang)))
         a.total_params += missing
         a.trainable_params += sum(p.numel() for p in unused if p.requires_grad)
     if verbose:
