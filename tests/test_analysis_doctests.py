@@ -18,3 +18,19 @@ MODULES = ["cnnlab.spec", "cnnlab.spec_parse", "cnnlab.spec_convert", "cnnlab.sh
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_portuguese_catalog_covers_every_english_message_with_the_same_fields() -> None:
+    import json
+    import string
+    from importlib import resources
+
+    folder = resources.files("cnnlab") / "locales"
+    en = json.loads((folder / "analysis.en.json").read_text(encoding="utf-8"))
+    pt = json.loads((folder / "analysis.pt.json").read_text(encoding="utf-8"))
+    assert set(en) == set(pt)
+
+    def fields(text: str) -> set[str]:
+        return {f for _, f, _, _ in string.Formatter().parse(text) if f}
+
+    assert {k: fields(v) for k, v in en.items()} == {k: fields(v) for k, v in pt.items()}
