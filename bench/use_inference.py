@@ -90,7 +90,10 @@ def main() -> None:
             Image.fromarray(np.asarray(data.images[i])[0]).save(p)
             files.append(str(p))
         t_pred = _best_of(lambda: predict(run, files, top_k=3, batch_size=64), repeat=2)
+        t_pred1 = _best_of(lambda: predict(run, files, top_k=3, batch_size=64, workers=1), repeat=2)
         out["predict_files_per_s"] = len(files) / t_pred
+        out["predict_files_per_s_1_thread_decode"] = len(files) / t_pred1
+        out["predict_threads_speedup"] = t_pred1 / t_pred
 
         res = export(run, Path(tmp) / "m.onnx", exporter="legacy")
         import onnxruntime as ort

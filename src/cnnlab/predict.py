@@ -19,6 +19,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,13 @@ def predict(
     *,
     top_k: int = 3,
     batch_size: int = 64,
+    workers: int | None = None,
 ) -> list[Prediction]:
     """Predict every image named by ``inputs`` (files, folders searched recursively, globs).
 
     Returns one :class:`Prediction` per file, in input order (folders and globs sorted), plus one
     error entry per input that matched nothing. ``top_k`` is clipped to the number of classes.
+    ``workers``: decoding threads (default: up to 4, no more than the CPU cores).
     """
     if top_k < 1:
         raise CnnlabError(f"--top-k must be at least 1; received {top_k}")
@@ -82,25 +85,37 @@ def predict(
     entries = expand_inputs(inputs)
     results = [Prediction(source=src, error=err) for src, err in entries]
     pending = [i for i, (_, err) in enumerate(entries) if err is None]
+    workers = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
     for start in range(0, len(pending), batch_size):
-        _predict_chunk(run, results, pending[start : start + batch_size], top_k)
+        _predict_chunk(run, results, pending[start : start + batch_size], top_k, workers)
     return results
 
 
-def _predict_chunk(run: RunLike, results: list[Prediction], idxs: list[int], top_k: int) -> None:
-    """Load, preprocess and classify one batch of files, recording per-file errors in place."""
-    from cnnlab.data import load_image
+def _predict_chunk(run: RunLike, results: list[Prediction], idxs: list[int], top_k: int, workers: int) -> None:
+    """Load, preprocess and classify one batch of files, recording per-file errors in place.
 
+    Files are decoded on a few threads (Pillow releases the GIL while decoding and resizing).
+    """
+    from cnnlab.data import load_image  # imported here, once, before any thread needs it
+
+    shape = tuple(int(d) for d in run.input_shape)
+
+    def load(i: int) -> tuple[np.ndarray | None, str | None]:
+        return _load_one(load_image, results[i].source, shape, run.resize)
+
+    if workers == 1 or len(idxs) == 1:
+        decoded = [load(i) for i in idxs]
+    else:
+        with ThreadPoolExecutor(max_workers=min(workers, len(idxs))) as pool:
+            decoded = list(pool.map(load, idxs))
     images: list[np.ndarray] = []
     loaded: list[int] = []
-    for i in idxs:
-        try:
-            images.append(load_image(results[i].source, tuple(run.input_shape), resize=run.resize))
+    for i, (array, error) in zip(idxs, decoded, strict=True):
+        if array is None:
+            results[i].error = error
+        else:
+            images.append(array)
             loaded.append(i)
-        except DataError as exc:
-            results[i].error = str(exc)
-        except (OSError, ValueError) as exc:  # defensive: load_image should wrap these
-            results[i].error = f"cannot read {results[i].source}: {exc}"
     if not images:
         return
     probs = classify(run, np.stack(images))  # (B, K)
@@ -109,6 +124,16 @@ def _predict_chunk(run: RunLike, results: list[Prediction], idxs: list[int], top
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # (B, k) best first
     for row, i in enumerate(loaded):
         results[i].top = [(classes[c], float(probs[row, c])) for c in order[row]]
+
+
+def _load_one(load_image: Any, path: str, shape: tuple[int, ...], resize: str) -> tuple[np.ndarray | None, str | None]:
+    """``(uint8 (C, H, W), None)`` or ``(None, why it cannot be read)``; never raises for a bad file."""
+    try:
+        return load_image(path, (shape[0], shape[1], shape[2]), resize=resize), None
+    except DataError as exc:
+        return None, str(exc)
+    except (OSError, ValueError) as exc:  # defensive: load_image should wrap these
+        return None, f"cannot read {path}: {exc}"
 
 
 def classify(run: RunLike, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
