@@ -98,3 +98,21 @@ def test_remembered_mean_std_match_numpy_for_each_split(tmp_path: Path) -> None:
         np.testing.assert_allclose(b.mean, px.mean(axis=(0, 2, 3)), atol=1e-6)
         np.testing.assert_allclose(b.std, px.std(axis=(0, 2, 3)), atol=1e-6)
     assert len(list(cache.glob("*.stats.json"))) == 1
+
+
+def test_batches_from_a_read_only_memmap(tmp_path: Path) -> None:
+    import torch
+
+    from cnnlab.data import BatchLoader
+
+    root = tmp_path / "d"
+    folder(root / "train")
+    folder(root / "val", n=3)
+    cache = tmp_path / "cache"
+    load_data(root, (3, 12, 12), cache_dir=cache, progress=False)
+    b = load_data(root, (3, 12, 12), cache_dir=cache, progress=False)
+    assert not b.train.images.flags.writeable
+    loader = BatchLoader(b.train, 7, shuffle=False, mean=b.mean, std=b.std)
+    x = torch.cat([xb for xb, _ in loader])
+    ref = (b.train.images / 255.0 - np.array(b.mean)[None, :, None, None]) / np.array(b.std)[None, :, None, None]
+    np.testing.assert_allclose(x.numpy(), ref, atol=1e-5)
