@@ -91,10 +91,15 @@ def test_cam_on_a_network_without_conv_layers(capsys, tmp_path) -> None:
 
     spec = {"name": "dense-only", "input": [3, 16, 16], "layers": ["flatten", {"dense": 4}, {"output": 2}]}
     train(spec, squares_bundle(32), out=tmp_path / "dense", quiet=True, report=False, epochs=1, batch_size=16)
+    capsys.readouterr()  # training's own warnings (a busy machine) are not under test here
     image = tmp_path / "x.png"
     Image.new("RGB", (16, 16)).save(image)
     assert "needs a conv layer" in _fails(capsys, "show", "cam", str(tmp_path / "dense"), str(image))
     assert "no conv layers" in _fails(capsys, "show", "filters", str(tmp_path / "dense"))
+    # the report of such a network simply has no filters / maps / Grad-CAM section
+    assert main(["report", str(tmp_path / "dense")]) == 0
+    html = (tmp_path / "dense" / "report.html").read_text(encoding="utf-8")
+    assert 'id="network"' in html and 'id="learned"' not in html
 
 
 def test_report_of_a_running_run_is_refused_and_nothing_is_written(run_dir, capsys) -> None:
