@@ -7,8 +7,10 @@ are pure copies of uint8 pixels, so CPU and GPU runs see exactly the same crops 
 
 >>> import numpy as np
 >>> x = np.arange(16, dtype=np.uint8).reshape(1, 1, 4, 4)
->>> Augment(translate=0, hflip=True)(x, np.random.default_rng(1))[0, 0, 0].tolist()
-[3, 2, 1, 0]
+>>> aug = Augment(translate=1, hflip=True)
+>>> d = Draw(offsets=np.array([[0], [2]]), flips=np.array([True]))   # shift down 1, left 1; mirror
+>>> aug.apply_numpy(x, d)[0, 0].tolist()
+[[0, 0, 0, 0], [0, 3, 2, 1], [0, 7, 6, 5], [0, 11, 10, 9]]
 """
 
 from __future__ import annotations

@@ -5,8 +5,7 @@ row-major. Images are ``(N, 28, 28)`` uint8 (magic 2051), labels ``(N,)`` uint8 
 
 >>> import gzip, tempfile, pathlib, numpy as np
 >>> p = pathlib.Path(tempfile.mkdtemp()) / "l.gz"
->>> p.write_bytes(gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 8, 9])))
-11
+>>> _ = p.write_bytes(gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 8, 9])))
 >>> read_idx(p).tolist()
 [7, 8, 9]
 """

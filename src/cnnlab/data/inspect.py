@@ -133,7 +133,13 @@ def _inspect_files(path: Path, found: tuple[Any, ...], val: float, test: float, 
 
 def _inspect_arrays(source: str | os.PathLike[str], val: float, test: float, seed: int,
                     progress: bool | ProgressFn | None, download: bool) -> DataReport:
-    from cnnlab.data.api import SAMPLE_SEED, SAMPLE_SPLIT, assign_splits, find_duplicates, read_source
+    from cnnlab.data.api import (
+        SAMPLE_SEED,
+        SAMPLE_SPLIT,
+        assign_splits,
+        find_duplicates,
+        read_source,
+    )
 
     raw = read_source(source, (1, 1, 1), "crop", cache_dir=False, progress=progress, download=download)
     if raw.source == "sample":
