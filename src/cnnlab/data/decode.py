@@ -33,7 +33,7 @@ from cnnlab.errors import DataError
 # Pillow's own default guard (about 89.5 megapixels, a 1 GB RGBA image); larger is refused.
 MAX_PIXELS = 89_478_485
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm"}
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm"}
 )
 _BACKGROUND = 255  # alpha is composited on white
 DRAFT_ABOVE = 16_000_000  # JPEGs above 16 megapixels decode at a reduced DCT scale (memory, time)
