@@ -23,14 +23,15 @@ from typing import Any
 
 from cnnlab.i18n import resolve_lang, tr
 
-# The demo network: the classic Keras MNIST convnet with BatchNorm after each convolution, which
-# lets a one-cycle AdamW schedule reach ~99 % on 8,000 digits in a few epochs.
+# The demo network: close to keras.io's MNIST convnet (a 5x5 first convolution so that every pooling
+# divides evenly: 28 -> 24 -> 12 -> 10 -> 5), with BatchNorm after each convolution, which lets a
+# one-cycle AdamW schedule reach ~99 % on 8,000 digits in a few epochs.
 DEMO_SPEC: dict[str, Any] = {
     "name": "demo-digits",
-    "description": "keras.io's MNIST convnet with BatchNorm: small, fast on a CPU, ~99% on digits",
+    "description": "a small digit classifier: two conv+batchnorm blocks, ~99% on MNIST digits",
     "input": [1, 28, 28],
     "layers": [
-        {"conv": {"filters": 32, "kernel": 3}},
+        {"conv": {"filters": 32, "kernel": 5}},
         "batchnorm",
         {"pool": 2},
         {"conv": {"filters": 64, "kernel": 3}},
