@@ -24,6 +24,7 @@ from cnnlab.visualize import (
     plot_feature_maps,
     plot_filters,
     plot_mistakes,
+    spatial_layers,
     top_mistakes,
 )
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 REPORT_DPI = 90
 CAM_EXAMPLES = 6
+MAP_LAYERS = 8  # a deep network (VGG-16: 18 conv/pool layers) shows 8 of them, first and last included
 MISTAKES = 16
 
 
@@ -92,9 +94,20 @@ def maps_picture(run: Any, images: np.ndarray, index: int, analysis: Analysis, l
     """Feature maps of one correctly classified image after each conv/pool layer (8 channels each)."""
     kinds = [row.kind for row in analysis.layers]
     x = run.preprocess(images[index : index + 1])[0].cpu()  # (C, H, W) normalised
-    maps = feature_maps(run.model, x, kinds=kinds)
+    maps = feature_maps(run.model, x, pick_evenly(spatial_layers(run.model, kinds), MAP_LAYERS), kinds=kinds)
     fig = plot_feature_maps(maps, images[index], max_channels=8, lang=lang)
     return picture(fig, "maps", tr("report.maps.title", lang), tr("report.maps.caption", lang))
+
+
+def pick_evenly(items: list[int], n: int) -> list[int]:
+    """At most ``n`` items spread evenly, first and last kept.
+
+    >>> pick_evenly(list(range(18)), 4)
+    [0, 6, 11, 17]
+    """
+    if len(items) <= n:
+        return list(items)
+    return [items[round(k * (len(items) - 1) / (n - 1))] for k in range(n)]
 
 
 def cam_picture(run: Any, images: np.ndarray, res: EvalResult, chosen: list[int], lang: str) -> Picture | None:
