@@ -116,3 +116,40 @@ def test_batches_from_a_read_only_memmap(tmp_path: Path) -> None:
     x = torch.cat([xb for xb, _ in loader])
     ref = (b.train.images / 255.0 - np.array(b.mean)[None, :, None, None]) / np.array(b.std)[None, :, None, None]
     np.testing.assert_allclose(x.numpy(), ref, atol=1e-5)
+
+
+def test_two_processes_decode_once(tmp_path: Path) -> None:
+    """Two loaders started together (like two DDP ranks): the second waits and reads the cache."""
+    import multiprocessing as mp
+
+    root = folder(tmp_path / "d")
+    cache = tmp_path / "cache"
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_load_and_count, args=(root, cache, tmp_path / f"r{i}")) for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    calls = sorted(int((tmp_path / f"r{i}").read_text()) for i in range(2))
+    assert calls == [0, 1]  # exactly one of them decoded
+    assert len(cache_files(cache)) == 1
+
+
+def _load_and_count(root: Path, cache: Path, out: Path) -> None:
+    from cnnlab.data import ingest
+
+    calls = []
+    real = ingest.decode_files
+
+    def counting(*args: object, **kw: object) -> object:
+        import time
+
+        calls.append(1)
+        time.sleep(0.5)  # make the two decodes overlap if nothing serialises them
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    import cnnlab.data.folder_source as fs
+
+    fs.decode_files = counting  # type: ignore[assignment]
+    load_data(root, (3, 12, 12), cache_dir=cache, progress=False)
+    out.write_text(str(len(calls)))

@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -52,16 +52,35 @@ def cached_decode(paths: list[str], shape: tuple[int, int, int], resize: str, *,
         return decode()
     folder = default_cache_dir() if cache_dir in (None, True) else Path(str(cache_dir))
     key = cache_key(paths, shape, resize)
-    hit = _read(folder, key, shape)
-    if hit is not None:
-        hit.stats_file = folder / f"{key}.stats.json"
-        return hit
-    result = decode()
-    # a read-only or full disk must not stop training; the next run decodes again
-    with contextlib.suppress(OSError):
-        _write(folder, key, result, len(paths))
-        result.stats_file = folder / f"{key}.stats.json"
-    return result
+    with _decode_lock(folder, key):  # DDP ranks / parallel runs: one decodes, the others then read
+        hit = _read(folder, key, shape)
+        if hit is not None:
+            hit.stats_file = folder / f"{key}.stats.json"
+            return hit
+        result = decode()
+        # a read-only or full disk must not stop training; the next run decodes again
+        with contextlib.suppress(OSError):
+            _write(folder, key, result, len(paths))
+            result.stats_file = folder / f"{key}.stats.json"
+        return result
+
+
+@contextlib.contextmanager
+def _decode_lock(folder: Path, key: str) -> Iterator[None]:
+    """An exclusive ``flock`` on ``KEY.lock`` while one process checks the cache and decodes."""
+    try:
+        import fcntl
+
+        folder.mkdir(parents=True, exist_ok=True)
+        fh = open(folder / f"{key}.lock", "a+b")  # noqa: SIM115 (held for the whole block)
+    except (ImportError, OSError):  # no fcntl (Windows) or a read-only cache folder: no lock
+        yield
+        return
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        yield
+    finally:
+        fh.close()  # closing releases the lock
 
 
 def cached_stats(stats_file: Path | None, sources: list[str],
