@@ -16,6 +16,12 @@ import time
 from pathlib import Path
 
 CLI = [sys.executable, "-m", "cnnlab", "summary", "resnet18"]
+# the same command through the summary handler only (no other command group imported)
+OWN_PATH = (
+    "import argparse\n"
+    "from cnnlab.cli.analysis_cmds import run_summary\n"
+    "run_summary(argparse.Namespace(net='resnet18', format='table', batch=1, lang=None, width=None, input=None))\n"
+)
 PROBE = (
     "import io, sys, time, contextlib\n"
     "t0 = time.perf_counter()\n"
@@ -45,6 +51,7 @@ def main() -> None:
     repeats = 15
     bare = wall([sys.executable, "-c", "pass"], repeats)
     summary = wall(CLI, repeats)
+    own = wall([sys.executable, "-c", OWN_PATH], repeats)
     parts = [subprocess.run([sys.executable, "-c", PROBE], check=True, capture_output=True, text=True).stdout.split()
              for _ in range(5)]
     torch_loaded = subprocess.run(
@@ -57,6 +64,8 @@ def main() -> None:
         "summary_wall_min_s": round(min(summary), 3),
         "summary_wall_median_s": round(statistics.median(summary), 3),
         "python_startup_min_s": round(min(bare), 3),
+        "summary_handler_only_wall_min_s": round(min(own), 3),
+        "summary_handler_only_wall_median_s": round(statistics.median(own), 3),
         "cli_startup_ms_min": round(min(float(p[0]) for p in parts), 1),
         "analyze_ms_min": round(min(float(p[1]) for p in parts), 1),
         "render_ms_min": round(min(float(p[2]) for p in parts), 1),

@@ -169,3 +169,12 @@ def test_problems_in_portuguese() -> None:
     with pytest.raises(SpecError) as info:
         analyze({"input": [1, 4, 4], "layers": [{"conv": {"filters": 2, "kernel": 5}}, {"output": 2}]}, lang="pt")
     assert "recebe 4×4 e daria 0×0" in info.value.problems[0]
+
+
+def test_repeated_blocks_get_their_own_rows() -> None:
+    rows = analyze("resnet18").layers
+    a, b = rows[3].children[0], rows[4].children[0]  # the same conv on the same 64×56×56 input
+    assert (a.path, b.path, a.index, b.index) == ("3.0", "4.0", 3, 4)
+    assert a is not b and a.notes is not b.notes and a.resolved is not b.resolved
+    assert a.params == b.params == 3 * 3 * 64 * 64
+    assert a.receptive_field != b.receptive_field  # 19×19 vs 35×35: same arithmetic, other place

@@ -15,6 +15,7 @@ Run ``cnnlab summary NET`` for the rendered table.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,7 +26,19 @@ from cnnlab.analysis_types import BYTES_PER_VALUE, Analysis, LayerAnalysis, Memo
 from cnnlab.errors import SpecError
 from cnnlab.i18n import tr
 from cnnlab.shapes import ReceptiveField, conv_out, rf_merge, rf_window
-from cnnlab.spec import Layer, Output, Residual, Shortcut, Spec, load_spec
+from cnnlab.spec import (
+    Activation,
+    BatchNorm,
+    Conv,
+    Dropout,
+    Layer,
+    Output,
+    Pool,
+    Residual,
+    Shortcut,
+    Spec,
+    load_spec,
+)
 
 __all__ = ["Analysis", "LayerAnalysis", "MemoryEstimate", "analyze"]
 
@@ -101,10 +114,43 @@ def _run(
         if isinstance(layer, Residual):
             row = _residual(layer, x, cx)
         else:
-            row = _ANALYSERS[layer.KIND.value](layer, x, cx)
+            row = _analyse_layer(layer, x, cx)
         rows.append(row)
         shape, rf = row.output_shape, row.receptive_field
     return rows
+
+
+_REPEATABLE = (Conv, BatchNorm, Pool, Activation, Dropout)
+
+
+def _analyse_layer(layer: Layer, x: In, cx: Ctx) -> LayerAnalysis:
+    """Analyse one layer; an identical layer on an identical input (ResNet stages repeat their
+    blocks) reuses the first one's arithmetic and text, with its own position and receptive field."""
+    if not isinstance(layer, _REPEATABLE) or cx.broken:
+        return _ANALYSERS[layer.KIND.value](layer, x, cx)
+    key = (layer, x.shape, x.rf is None)
+    first = cx.seen.get(key)
+    if first is None:
+        before = (len(cx.problems), len(cx.warnings))
+        row = _ANALYSERS[layer.KIND.value](layer, x, cx)
+        if before == (len(cx.problems), len(cx.warnings)):
+            cx.seen[key] = row
+        return row
+    row = copy.copy(first)
+    row.index, row.path, row.depth = x.index, x.path, x.path.count(".")
+    row.notes, row.resolved = list(first.notes), dict(first.resolved)
+    row.receptive_field = _window_rf(layer, row, x.rf)
+    if row.output_shape[1:] != x.shape[1:]:
+        cx.last_shrink = x
+    return row
+
+
+def _window_rf(layer: Layer, row: LayerAnalysis, rf: ReceptiveField | None) -> ReceptiveField | None:
+    if rf is None or not isinstance(layer, (Conv, Pool)):
+        return rf
+    kernel, dilation = (layer.kernel, layer.dilation) if isinstance(layer, Conv) else (layer.size, (1, 1))
+    pads = row.resolved["padding"]
+    return rf_window(rf, kernel, row.resolved["stride"], (pads[0], pads[2]), dilation)
 
 
 def _residual(layer: Residual, x: In, cx: Ctx) -> LayerAnalysis:

@@ -62,6 +62,7 @@ class Ctx:
     broken: bool = False  # an earlier spatial problem: skip size checks that would only cascade
     flattened: tuple[int, int, int, str] | None = None  # (C, H, W, path) of the last flatten, until a dense reads it
     last_shrink: In | None = None  # the layer where the size last went down (for "drop the pooling at layer 4")
+    seen: dict[tuple[object, ...], LayerAnalysis] = field(default_factory=dict)  # repeated layers (see analysis._run)
 
 
 @dataclass
