@@ -160,3 +160,17 @@ def test_lazy_idx_gather_equals_numpy_indexing(tmp_path: Path, monkeypatch: pyte
     index = np.array([49, 3, 3, 0, 21, 7, 6, 48])  # unsorted, repeated, at block edges
     assert np.array_equal(lazy[index][:, 0], imgs[index])
     assert np.array_equal(np.asarray(lazy)[:, 0], imgs)
+
+
+def test_idx_resized_once_then_read_from_cache(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    imgs = rng.integers(0, 256, (30, 28, 28), dtype=np.uint8)
+    write_idx(tmp_path / "d", "train", imgs, np.arange(30) % 3)
+    cache = tmp_path / "cache"
+    first = load_data(tmp_path / "d", (1, 32, 32), val_split=0.0, cache_dir=cache, progress=False)
+    assert len(list(cache.glob("*.npy"))) == 1
+    second = load_data(tmp_path / "d", (1, 32, 32), val_split=0.0, cache_dir=cache, progress=False)
+    assert np.array_equal(first.train.images, second.train.images)
+    # reference: Pillow's bilinear resize of the same digit (square to square: crop == stretch)
+    ref = np.asarray(Image.fromarray(imgs[7]).resize((32, 32), Image.Resampling.BILINEAR))
+    assert np.array_equal(second.train.images[7, 0], ref)

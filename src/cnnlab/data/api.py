@@ -46,6 +46,8 @@ def load_data(source: str | os.PathLike[str], input_shape: tuple[int, int, int] 
         more = f" (and {len(raw.skipped) - 10} more)" if len(raw.skipped) > 10 else ""
         raise DataError(f"{len(raw.skipped)} file(s) could not be read and --strict is on: {listed}{more}; "
                         "fix or remove them, or drop --strict to skip them")
+    if not raw.shaped:
+        _conform_splits(raw, shape, policy.value, cache_dir, progress)
     if raw.source == "sample":
         val_split, test_split = SAMPLE_SPLIT
         seed = SAMPLE_SEED
@@ -62,6 +64,27 @@ def load_data(source: str | os.PathLike[str], input_shape: tuple[int, int, int] 
     bundle.duplicates = find_duplicates(splits)
     bundle.warnings += class_warnings(bundle) + duplicate_warning(bundle.duplicates)
     return bundle
+
+
+def _conform_splits(raw: RawData, shape: tuple[int, int, int], resize: str,
+                    cache_dir: str | os.PathLike[str] | bool | None, progress: bool | ProgressFn | None) -> None:
+    """Resize array sources (IDX, CIFAR) to ``shape`` once; the result is cached beside decoded folders."""
+    from cnnlab.data.cache import cached_array
+
+    cache = cache_dir if isinstance(cache_dir, bool) or cache_dir is None else Path(cache_dir)
+    for name, split in raw.splits.items():
+        if tuple(split.images.shape[1:]) == shape:
+            continue
+        images = split.images
+
+        def build(images: object = images) -> np.ndarray:
+            return conform(np.asarray(images), shape, resize, progress)
+
+        if split.files and tuple(split.images.shape[2:]) != shape[1:]:  # a real resize: worth caching
+            split.images = cached_array(split.files, f"conform:{name}", shape, resize, cache, build)
+        else:  # channels only: cheap
+            split.images = build()
+    raw.shaped = True
 
 
 def check_shape(input_shape: tuple[int, int, int] | list[int]) -> tuple[int, int, int]:
@@ -205,7 +228,7 @@ def duplicate_text(groups: list[list[tuple[str, str]]]) -> str:
 
 
 def _to_imageset(split: RawSplit, classes: list[str], shape: tuple[int, int, int], policy: Resize, shaped: bool) -> ImageSet:
-    images = split.images if shaped else conform(split.images, shape, policy)
+    images = split.images if shaped else conform(np.asarray(split.images), shape, policy)
     return ImageSet(images, split.labels, list(classes), split.sources)
 
 

@@ -14,10 +14,12 @@ import numpy as np
 from PIL import Image
 
 from cnnlab.data.decode import fit, to_mode
+from cnnlab.data.progress import ProgressFn, make_progress
 from cnnlab.data.types import Resize
 
 
-def conform(images: np.ndarray, input_shape: tuple[int, int, int], resize: str | Resize) -> np.ndarray:
+def conform(images: np.ndarray, input_shape: tuple[int, int, int], resize: str | Resize,
+            progress: bool | ProgressFn | None = None) -> np.ndarray:
     """Return ``images`` as uint8 ``input_shape``-shaped rows (the same object when it already fits)."""
     n, c, h, w = images.shape
     tc, th, tw = (int(v) for v in input_shape)
@@ -28,11 +30,18 @@ def conform(images: np.ndarray, input_shape: tuple[int, int, int], resize: str |
     policy = Resize.parse(resize)
     out = np.empty((n, tc, th, tw), np.uint8)
     mode = "L" if tc == 1 else "RGB"
-    for i in range(n):
-        src = images[i, 0] if c == 1 else images[i].transpose(1, 2, 0)  # (H, W) or (H, W, 3)
-        img = to_mode(Image.fromarray(np.ascontiguousarray(src)), mode)
-        arr = np.asarray(fit(img, (tw, th), policy), np.uint8)
-        out[i] = arr[None] if tc == 1 else arr.transpose(2, 0, 1)
+    bar = make_progress(progress, n, f"resizing to {th}x{tw}")
+    try:
+        for i in range(n):
+            src = images[i, 0] if c == 1 else images[i].transpose(1, 2, 0)  # (H, W) or (H, W, 3)
+            img = to_mode(Image.fromarray(np.ascontiguousarray(src)), mode)
+            arr = np.asarray(fit(img, (tw, th), policy), np.uint8)
+            out[i] = arr[None] if tc == 1 else arr.transpose(2, 0, 1)
+            if i % 1000 == 999:
+                bar.update(i + 1)
+        bar.update(n)
+    finally:
+        bar.close()
     return out
 
 

@@ -31,10 +31,10 @@ def default_cache_dir() -> Path:
     return Path(value).expanduser() if value else Path.home() / ".cache" / "cnnlab" / "cache"
 
 
-def cache_key(paths: list[str], shape: tuple[int, int, int], resize: str) -> str:
+def cache_key(paths: list[str], shape: tuple[int, int, int], resize: str, extra: str = "") -> str:
     """A hex key that changes when any file, its size or mtime, the shape or the policy changes."""
     h = hashlib.sha256()
-    h.update(json.dumps({"v": DECODER_VERSION, "shape": list(shape), "resize": resize}).encode())
+    h.update(json.dumps({"v": DECODER_VERSION, "shape": list(shape), "resize": resize, "extra": extra}).encode())
     for p in paths:
         try:
             st = os.stat(p)
@@ -131,3 +131,24 @@ def cache_files(cache_dir: Path | str | None = None) -> list[Path]:
     """The complete entries (``.npy`` files) in the cache folder."""
     folder = default_cache_dir() if cache_dir is None else Path(cache_dir)
     return sorted(p.with_suffix(".npy") for p in folder.glob("*.json") if p.with_suffix(".npy").exists())
+
+
+def cached_array(files: list[str], tag: str, shape: tuple[int, int, int], resize: str,
+                 cache_dir: Path | str | bool | None, build: Callable[[], np.ndarray]) -> np.ndarray:
+    """``build()`` (uint8 ``(N, *shape)``), remembered as a memory-mappable ``.npy`` keyed by ``files``."""
+    if cache_dir is False:
+        return build()
+    folder = default_cache_dir() if cache_dir in (None, True) else Path(str(cache_dir))
+    key = cache_key(files, shape, resize, extra=tag)
+    npy = folder / f"{key}.npy"
+    with _decode_lock(folder, key):
+        with contextlib.suppress(OSError, ValueError):
+            arr = np.load(npy, mmap_mode="r")
+            if arr.dtype == np.uint8 and tuple(arr.shape[1:]) == tuple(shape):
+                return arr
+        result = build()
+        with contextlib.suppress(OSError):
+            with atomic_path(npy) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, result)
+            atomic_write_text(folder / f"{key}.json", json.dumps({"files": files, "tag": tag, "total": len(result)}))
+        return result

@@ -77,6 +77,7 @@ def load_cifar_path(path: Path) -> RawData:
             images = np.concatenate([a for a, _ in arrays])
             labels = np.concatenate([b for _, b in arrays])
             splits[split] = _split(images, labels, f"{kind}:{split}")
+            splits[split].files = [str(f) for f in files]
     if "train" not in splits:
         splits = {"all": splits.pop("test")}
     counts = ", ".join(f"{k} {len(v.labels):,}" for k, v in splits.items())

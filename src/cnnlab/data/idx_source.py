@@ -13,7 +13,8 @@ from cnnlab.errors import DataError
 
 
 def _split(images: np.ndarray, labels: np.ndarray, tag: str) -> RawSplit:
-    return RawSplit(images, labels, [f"{tag}:{i}" for i in range(len(labels))])
+    path = getattr(images, "path", None)
+    return RawSplit(images, labels, [f"{tag}:{i}" for i in range(len(labels))], files=[str(path)] if path else None)
 
 
 def _classes_for(labels: list[np.ndarray], classes: list[str] | None, where: Path) -> list[str]:

@@ -20,6 +20,7 @@ class RawSplit:
     labels: np.ndarray
     sources: list[str]
     hashes: list[str] | None = None  # content hash per row (file sources), for duplicate checks
+    files: list[str] | None = None  # the array files behind an IDX/CIFAR split (keys its resize cache)
 
 
 @dataclass
