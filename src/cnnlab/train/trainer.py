@@ -237,15 +237,19 @@ class Trainer:
         return row, is_best
 
     def _write_epoch(self, row: dict[str, Any], is_best: bool) -> None:
-        """Resume state first (the truth for --resume), then weights, metrics, status."""
-        self._save_resume()
+        """Metrics, then weights, then the resume state (the truth for --resume), then status.
+
+        A crash between two of these makes --resume redo the epoch, which repeats it bit for bit;
+        rows of epochs that the resume state does not include are dropped on resume.
+        """
+        self.run_dir.append_metrics(row)
         weights = ckpt.model_weights(self.p.raw)
         meta = {"epoch": row["epoch"], "step": self.pos.step, "metrics": row,
                 "best_epoch": self.pos.best_epoch, "best_acc": self.pos.best_acc}
         ckpt.write_weights(self.run_dir.checkpoints / "last", weights, meta)
         if is_best:
             ckpt.write_weights(self.run_dir.checkpoints / "best", weights, meta)
-        self.run_dir.append_metrics(row)
+        self._save_resume()
         self.run_dir.set_status("running", row["epoch"], step=self.pos.step)
 
     @torch.inference_mode()
