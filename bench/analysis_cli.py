@@ -9,6 +9,7 @@ all command groups), analysis and rendering, so the share of each part is visibl
 from __future__ import annotations
 
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,12 +39,20 @@ PROBE = (
 )
 
 
+CPU: dict[str, list[float]] = {}
+
+
 def wall(cmd: list[str], repeats: int) -> list[float]:
+    """Wall seconds per run; the CPU seconds (user + system) of each run go to ``CPU[cmd[-1]]``."""
     out = []
     for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         out.append(time.perf_counter() - t0)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        CPU.setdefault(cmd[-1], []).append(cpu)
     return out
 
 
@@ -63,9 +72,12 @@ def main() -> None:
         "command": " ".join(["python", "-m", "cnnlab", "summary", "resnet18"]),
         "summary_wall_min_s": round(min(summary), 3),
         "summary_wall_median_s": round(statistics.median(summary), 3),
+        "summary_cpu_median_s": round(statistics.median(CPU[CLI[-1]]), 3),
+        "python_startup_cpu_median_s": round(statistics.median(CPU["pass"]), 3),
         "python_startup_min_s": round(min(bare), 3),
         "summary_handler_only_wall_min_s": round(min(own), 3),
         "summary_handler_only_wall_median_s": round(statistics.median(own), 3),
+        "summary_handler_only_cpu_median_s": round(statistics.median(CPU[OWN_PATH]), 3),
         "cli_startup_ms_min": round(min(float(p[0]) for p in parts), 1),
         "analyze_ms_min": round(min(float(p[1]) for p in parts), 1),
         "render_ms_min": round(min(float(p[2]) for p in parts), 1),
