@@ -204,6 +204,9 @@ def extract_tar(archive: Path, folder: Path) -> None:
                 target = (root / m.name).resolve()
                 if not (m.isfile() or m.isdir()) or root not in (target, *target.parents):
                     raise DataError(f"'{archive}' holds an unsafe entry '{m.name}'; not unpacked")
-            tar.extractall(folder, members=members, filter="data")
+            try:
+                tar.extractall(folder, members=members, filter="data")
+            except TypeError:  # Python without tar filters (< 3.10.12 / 3.11.4): members checked above
+                tar.extractall(folder, members=members)  # noqa: S202
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise DataError(f"'{archive}' cannot be unpacked ({exc}); delete it and run again to download it anew") from None
