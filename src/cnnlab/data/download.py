@@ -207,6 +207,6 @@ def extract_tar(archive: Path, folder: Path) -> None:
             try:
                 tar.extractall(folder, members=members, filter="data")
             except TypeError:  # Python without tar filters (< 3.10.12 / 3.11.4): members checked above
-                tar.extractall(folder, members=members)  # noqa: S202
+                tar.extractall(folder, members=members)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise DataError(f"'{archive}' cannot be unpacked ({exc}); delete it and run again to download it anew") from None
