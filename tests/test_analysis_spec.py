@@ -151,6 +151,8 @@ def test_receptive_field_through_residual_blocks() -> None:
     # ResNet-18's last stage sees 435 pixels (published figure, e.g. Araujo et al. 2019 Distill)
     rows = analyze("resnet18").layers
     assert [r for r in rows if r.kind == "residual"][-1].receptive_field.size == (435, 435)  # type: ignore[union-attr]
+    rows = analyze("resnet50").layers  # ResNet-50: 427 (same source)
+    assert [r for r in rows if r.kind == "residual"][-1].receptive_field.size == (427, 427)  # type: ignore[union-attr]
 
 
 def test_memory_estimate_scales_with_batch() -> None:
