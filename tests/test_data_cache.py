@@ -71,8 +71,13 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path: Path) -> None:
     assert np.array_equal(ref.train.images, again.train.images)
 
 
-@pytest.mark.parametrize("workers", [2])
-def test_parallel_decode_equals_in_process_decode(tmp_path: Path, workers: int) -> None:
+@pytest.mark.parametrize("method", ["fork", pytest.param("spawn", marks=pytest.mark.slow)])
+def test_parallel_decode_equals_in_process_decode(tmp_path: Path, method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fork: workers write into a shared mapping; spawn (macOS/Windows): they send rows back."""
+    from cnnlab.data import ingest
+
+    monkeypatch.setattr(ingest, "_START_METHOD", method)
+    workers = 2
     root = folder(tmp_path / "d", n=45)  # 90 good files + 1 bad: over the in-process threshold
     paths = sorted(str(p) for p in root.rglob("*") if p.is_file())
     par = decode_files(paths, (3, 16, 16), "crop", workers=workers, progress=False)

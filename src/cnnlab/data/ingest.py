@@ -7,6 +7,7 @@ hashes and the reasons of the files that failed. Unreadable files are left out o
 
 from __future__ import annotations
 
+import mmap
 import multiprocessing as mp
 import os
 import sys
@@ -23,6 +24,7 @@ from cnnlab.data.decode import Probe, decode_or_reason, probe
 from cnnlab.data.progress import ProgressFn, make_progress
 
 SERIAL_BELOW = 64  # fewer files than this are handled in-process (no pool start-up)
+_START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
 T = TypeVar("T")
 
 
@@ -37,11 +39,16 @@ class Decoded:
     stats_file: Path | None = None  # where per-split mean/std of this cache entry are remembered
 
 
-ChunkResult = tuple[np.ndarray, list[int], list[tuple[int, str]], list[str]]
+ChunkResult = tuple[np.ndarray | None, list[int], list[tuple[int, str]], list[str]]
+
+# The output array of the decode in progress. Workers forked from this process inherit it (it is a
+# shared mapping then) and write rows straight into it; a spawned worker sees None and sends rows back.
+_OUT: np.ndarray | None = None
 
 
-def _decode_chunk(paths: list[str], shape: tuple[int, int, int], resize: str) -> ChunkResult:
-    block = np.empty((len(paths), *shape), np.uint8)
+def _decode_chunk(start: int, paths: list[str], shape: tuple[int, int, int], resize: str) -> ChunkResult:
+    out = _OUT
+    block = np.empty((len(paths), *shape), np.uint8) if out is None else None
     good: list[int] = []
     bad: list[tuple[int, str]] = []
     hashes: list[str] = []
@@ -50,13 +57,17 @@ def _decode_chunk(paths: list[str], shape: tuple[int, int, int], resize: str) ->
         hashes.append(digest)
         if arr is None:
             bad.append((i, reason))
+            continue
+        if out is not None:
+            out[start + i] = arr
         else:
+            assert block is not None
             block[len(good)] = arr
-            good.append(i)
-    return block[: len(good)], good, bad, hashes
+        good.append(i)
+    return (None if block is None else block[: len(good)]), good, bad, hashes
 
 
-def _probe_chunk(paths: list[str]) -> list[Probe]:
+def _probe_chunk(start: int, paths: list[str]) -> list[Probe]:
     return [probe(p) for p in paths]
 
 
@@ -70,7 +81,7 @@ def workers_available() -> int:
 
 def run_chunks(fn: Callable[..., T], paths: list[str], args: tuple[Any, ...], take: Callable[[int, T], int], *,
                workers: int | None, progress: bool | ProgressFn | None, label: str) -> None:
-    """Call ``fn(chunk, *args)`` over chunks of ``paths`` (in a pool unless small); ``take`` gets results in order."""
+    """Call ``fn(start, chunk, *args)`` over chunks of ``paths`` (in a pool unless small); ``take`` gets results in order."""
     n = len(paths)
     workers = workers_available() if workers is None else max(1, workers)
     chunk = max(8, min(64, n // (workers * 8) or 8))
@@ -80,7 +91,7 @@ def run_chunks(fn: Callable[..., T], paths: list[str], args: tuple[Any, ...], ta
     try:
         if workers == 1 or n < SERIAL_BELOW:
             for s in starts:
-                done += take(s, fn(paths[s:s + chunk], *args))
+                done += take(s, fn(s, paths[s:s + chunk], *args))
                 bar.update(done)
         else:
             for start, result in _pool_map(fn, paths, args, starts, chunk, workers):
@@ -98,24 +109,26 @@ def _pool_map(fn: Callable[..., T], paths: list[str], args: tuple[Any, ...], sta
     the caller's ``__main__``. The workers only run Pillow and numpy. If the pool breaks (a worker
     killed, e.g. by the OOM killer), the remaining chunks are done in this process.
     """
-    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    ctx = mp.get_context(_START_METHOD)
     finished = 0
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = [(s, pool.submit(fn, paths[s:s + chunk], *args)) for s in starts]
+            futures = [(s, pool.submit(fn, s, paths[s:s + chunk], *args)) for s in starts]
             for s, fut in futures:
                 yield s, fut.result()
                 finished += 1
     except (BrokenProcessPool, OSError):
         for s in starts[finished:]:
-            yield s, fn(paths[s:s + chunk], *args)
+            yield s, fn(s, paths[s:s + chunk], *args)
 
 
 def decode_files(paths: list[str], shape: tuple[int, int, int], resize: str, *,
                  workers: int | None = None, progress: bool | ProgressFn | None = True) -> Decoded:
     """Decode ``paths`` to ``shape``; ``workers=None`` uses every core, 1 decodes in-process."""
+    global _OUT
     n = len(paths)
-    out = np.empty((n, *shape), np.uint8)
+    forked = _START_METHOD == "fork" and workers != 1 and n >= SERIAL_BELOW
+    out = _shared_empty((n, *shape)) if forked else np.empty((n, *shape), np.uint8)
     ok = np.zeros(n, bool)
     skipped: list[tuple[str, str]] = []
     hashes = [""] * n
@@ -123,16 +136,28 @@ def decode_files(paths: list[str], shape: tuple[int, int, int], resize: str, *,
     def take(start: int, result: ChunkResult) -> int:
         block, good, bad, digests = result
         rows = np.asarray(good, np.int64) + start
-        out[rows] = block
+        if block is not None:  # rows sent back by a spawned worker
+            out[rows] = block
         ok[rows] = True
         skipped.extend((paths[start + i], reason) for i, reason in bad)
         hashes[start:start + len(digests)] = digests
         return len(digests)
 
-    run_chunks(_decode_chunk, paths, (shape, resize), take, workers=workers, progress=progress, label="decoding images")
+    previous, _OUT = _OUT, out
+    try:
+        run_chunks(_decode_chunk, paths, (shape, resize), take, workers=workers, progress=progress, label="decoding images")
+    finally:
+        _OUT = previous
     index = np.flatnonzero(ok)
     images = out if len(index) == n else out[index]
     return Decoded(images, index, sorted(skipped), hashes)
+
+
+def _shared_empty(shape: tuple[int, ...]) -> np.ndarray:
+    """A uint8 array in an anonymous shared mapping: what a forked worker writes, this process sees."""
+    nbytes = int(np.prod(shape))
+    buf = mmap.mmap(-1, max(1, nbytes))
+    return np.frombuffer(buf, np.uint8, count=nbytes).reshape(shape)
 
 
 def probe_files(paths: list[str], *, workers: int | None = None, progress: bool | ProgressFn | None = True) -> list[Probe]:
