@@ -105,3 +105,11 @@ def test_summary_for_another_input_size(capsys: pytest.CaptureFixture[str]) -> N
     assert code == 0 and data["layers"][5]["params"] == (16 * 2 * 2 + 1) * 120
     code, _, err = run_cli(capsys, "summary", "lenet5", "--input", "1,a,20")
     assert code == 2 and "C,H,W" in err
+
+
+def test_portuguese_from_the_environment(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("CNNLAB_LANG", "LC_ALL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LANG", "pt_BR.UTF-8")
+    code, out, _ = run_cli(capsys, "summary", "keras-mnist")
+    assert code == 0 and "parâmetros" in out and "34.826" in out
