@@ -147,3 +147,10 @@ def test_model_with_wrong_number_of_classes_is_reported() -> None:
     run = FakeRun(tiny_cnn(1, 6, 5).eval(), ["cat", "dog"], (0.5,), (0.25,), (1, 6, 6))
     with pytest.raises(DataError, match=r"expected \(4, 2\)"):
         evaluate(run, random_set(4, (1, 6, 6), ["cat", "dog"]))
+
+
+def test_empty_set_is_a_clear_error() -> None:
+    run = FakeRun(tiny_cnn(1, 6, 2).eval(), ["cat", "dog"], (0.5,), (0.25,), (1, 6, 6))
+    empty = TinySet(np.zeros((0, 1, 6, 6), np.uint8), np.zeros(0, np.int64), ["cat", "dog"], [])
+    with pytest.raises(DataError, match="empty"):
+        evaluate(run, empty)

@@ -217,6 +217,8 @@ def evaluate(
     images = imageset.images
     if len(labels) != len(images):
         raise DataError(f"image set has {len(images)} images but {len(labels)} labels")
+    if len(labels) == 0:
+        raise DataError("the image set to evaluate is empty; pick a split that has images (e.g. --split val)")
     if batch_size < 1:
         raise DataError(f"batch_size must be at least 1; received {batch_size}")
     model = run.model
@@ -228,8 +230,8 @@ def evaluate(
     finally:
         model.train(was_training)
     probabilities = np.exp(logp).astype(np.float32)
-    losses = (-logp[np.arange(len(labels)), labels]).astype(np.float32) if len(labels) else logp[:, 0]
-    predictions = logp.argmax(axis=1).astype(np.int64) if len(labels) else labels.copy()
+    losses = (-logp[np.arange(len(labels)), labels]).astype(np.float32)  # (N,) cross-entropy
+    predictions = logp.argmax(axis=1).astype(np.int64)  # (N,)
     confusion = confusion_matrix(labels, predictions, len(classes))
     ks = sorted({int(k) for k in top_k if int(k) == 1 or 1 <= int(k) < len(classes)})
     return EvalResult(
