@@ -52,6 +52,12 @@ def num(n: int, lang: str) -> str:
     return text.replace(",", ".") if lang == "pt" else text
 
 
+def dec(x: float, lang: str) -> str:
+    """Short decimal: 0.5 (en) or 0,5 (pt)."""
+    text = f"{x:g}"
+    return text.replace(".", ",") if lang == "pt" else text
+
+
 @dataclass
 class Ctx:
     """Analysis context: language, collected problems and warnings, and what happened so far."""
@@ -335,7 +341,7 @@ def batchnorm(layer: BatchNorm, x: In, cx: Ctx) -> LayerAnalysis:
 
 def dropout(layer: Dropout, x: In, cx: Ctx) -> LayerAnalysis:
     row = _row(x, "dropout", f"dropout {layer.rate:g}", x.shape, x.rf)
-    row.formula = tr("analysis.dropout", cx.lang, rate=f"{layer.rate:g}")
+    row.formula = tr("analysis.dropout", cx.lang, rate=dec(layer.rate, cx.lang))
     row.saved_bytes += row.activations * MASK_BYTES if layer.rate > 0 else 0
     row.view = layer.rate == 0
     return row
@@ -355,8 +361,9 @@ def lrn(layer: LRN, x: In, cx: Ctx) -> LayerAnalysis:
     if not _needs_maps(x, "lrn", cx):
         return _row(x, "lrn", "lrn", x.shape, None)
     row = _row(x, "lrn", f"lrn size {layer.size}", x.shape, x.rf)
-    row.formula = tr("analysis.lrn", cx.lang, n=layer.size, alpha=f"{layer.alpha:g}", beta=f"{layer.beta:g}",
-                     k=f"{layer.k:g}")
+    lang = cx.lang
+    row.formula = tr("analysis.lrn", lang, n=layer.size, alpha=dec(layer.alpha, lang), beta=dec(layer.beta, lang),
+                     k=dec(layer.k, lang))
     c, h, w = x.shape
     row.saves_input = True  # a·a keeps a; the window average keeps the padded squares; pow and / keep two more
     row.saved_bytes += ((c + layer.size - 1) * h * w + 2 * row.activations) * 4
