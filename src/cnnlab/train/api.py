@@ -83,7 +83,7 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
          progress: Progress) -> str:
     """Build everything, run the loop, keep status.json truthful. Returns the final state."""
     from cnnlab.analysis import analyze
-    from cnnlab.distributed import barrier, explain_batch
+    from cnnlab.distributed import barrier, explain_batch, peer_guard
     from cnnlab.train import checkpoint as ckpt
     from cnnlab.train import setup
     from cnnlab.train.state import check_precision, set_threads
@@ -114,7 +114,8 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
             run_dir.truncate_metrics(trainer.pos.epoch)
     _announce(progress, run_dir, cfg, analysis, bundle, device, threads, dist, explain_batch, trainer)
     try:
-        state = trainer.fit()
+        with peer_guard(dist):  # a dead rank -> PeerFailure (a CnnlabError): status "failed" below
+            state = trainer.fit()
     except Interrupted:
         _status(dist, run_dir, "interrupted", trainer.pos.epoch)
         raise TrainingInterrupted(
