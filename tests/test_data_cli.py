@@ -91,3 +91,15 @@ def test_cnnlab_data_does_not_import_torch() -> None:
     code = "import sys; from cnnlab.cli import main; main(['data', 'sample', '--format', 'json']); print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("False")
+
+
+def test_clear_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from cnnlab.data import load_data
+
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cache"))
+    root = dataset(tmp_path / "d")
+    load_data(root, (3, 8, 8), progress=False)
+    assert any((tmp_path / "cache").glob("*.npy"))
+    assert main(["data", "--clear-cache"]) == 0
+    assert "removed" in capsys.readouterr().out and not any((tmp_path / "cache").glob("*.npy"))
+    assert main(["data"]) == 2

@@ -3,6 +3,7 @@
     cnnlab data ../shared/data/cats_vs_dogs
     CNNLAB_DATA=../shared/data cnnlab data mnist --format json
     cnnlab data sample --lang pt
+    cnnlab data --clear-cache
 
 Exit codes: 0 fine; 2 for a structural problem (missing path, no classes, one class), or when
 ``--strict`` is given and files could not be read.
@@ -24,7 +25,7 @@ def register(subparsers: Any) -> None:
                     "sample, mnist, fashion-mnist, cifar10, cifar100 looked up in $CNNLAB_DATA).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("source", help="folder, file or dataset name")
+    p.add_argument("source", nargs="?", help="folder, file or dataset name")
     p.add_argument("--format", choices=["text", "json"], default="text", help="output format")
     p.add_argument("--val-split", type=float, default=0.2, help="validation fraction drawn when the source has no val split")
     p.add_argument("--test-split", type=float, default=0.0, help="test fraction drawn when the source has no test split")
@@ -33,6 +34,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-download", action="store_true", help="never download a named dataset")
     p.add_argument("--show", type=int, default=20, help="skipped files and duplicates listed in text output")
     p.add_argument("--lang", default=None, help="language: en or pt (default: from LANG)")
+    p.add_argument("--clear-cache", action="store_true",
+                   help="delete the decoded-image cache ($CNNLAB_CACHE or ~/.cache/cnnlab/cache) and exit")
     p.set_defaults(func=run_data)
 
 
@@ -42,6 +45,16 @@ def run_data(args: argparse.Namespace) -> int:
     from cnnlab.i18n import resolve_lang, tr
 
     lang = resolve_lang(args.lang)
+    if args.clear_cache:
+        from cnnlab.data.cache import clear_cache, default_cache_dir
+
+        files, nbytes = clear_cache()
+        print(f"removed {files:,} cache file(s), {nbytes / 2**20:,.1f} MB, from {default_cache_dir()}")
+        return 0
+    if not args.source:
+        from cnnlab.errors import DataError
+
+        raise DataError("cnnlab data needs a SOURCE: a folder, a file, or a dataset name (sample, mnist, ...)")
     report = inspect_data(args.source, val_split=args.val_split, test_split=args.test_split, seed=args.seed,
                           progress=args.format == "text", download=not args.no_download)
     if args.format == "json":

@@ -152,3 +152,17 @@ def cached_array(files: list[str], tag: str, shape: tuple[int, int, int], resize
                 np.save(fh, result)
             atomic_write_text(folder / f"{key}.json", json.dumps({"files": files, "tag": tag, "total": len(result)}))
         return result
+
+
+def clear_cache(cache_dir: Path | str | None = None) -> tuple[int, int]:
+    """Delete every cache entry (``.npy``, ``.json``, ``.stats.json``, ``.lock``); returns (files, bytes)."""
+    folder = default_cache_dir() if cache_dir is None else Path(cache_dir)
+    files = nbytes = 0
+    if not folder.is_dir():
+        return 0, 0
+    for p in folder.iterdir():
+        if p.is_file() and p.suffix in (".npy", ".json", ".lock", ".tmp"):
+            nbytes += p.stat().st_size
+            p.unlink(missing_ok=True)
+            files += 1
+    return files, nbytes
