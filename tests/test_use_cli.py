@@ -181,3 +181,24 @@ def test_registration_does_not_import_torch() -> None:
     code = "import sys, argparse; import cnnlab.cli.use_cmds as m; m.register(argparse.ArgumentParser().add_subparsers()); print('torch' in sys.modules, 'matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_every_message_key_exists_in_both_languages() -> None:
+    import re
+
+    import cnnlab
+
+    root = Path(cnnlab.__file__).parent
+    en = json.loads((root / "locales" / "use.en.json").read_text(encoding="utf-8"))
+    pt = json.loads((root / "locales" / "use.pt.json").read_text(encoding="utf-8"))
+    assert set(en) == set(pt)
+    used = set()
+    for name in ("cli/use_cmds.py", "cli/use_render.py", "lr_find_plot.py"):
+        used |= set(re.findall(r'tr\(\s*"(use\.[^"{]+)"', (root / name).read_text(encoding="utf-8")))
+    dynamic = {f"use.col.{c}" for c in ("class", "precision", "recall", "f1", "support", "index", "source", "true",
+                                         "predicted", "confidence", "loss")}
+    dynamic |= {"use.eval.macro", "use.eval.weighted", "use.lr.stopped.completed", "use.lr.stopped.diverged",
+                "use.lr.method.steepest", "use.lr.method.min/10", "use.lr.method.none"}
+    assert used and not (used | dynamic) - set(en)
+    for key, text in en.items():  # the same placeholders in both languages
+        assert set(re.findall(r"{(\w+)}", text)) == set(re.findall(r"{(\w+)}", pt[key])), key
