@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Describe, understand, train and inspect convolutional neural networks.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"cnnlab {_version()}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -54,6 +54,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+class _VersionAction(argparse.Action):
+    """Like argparse's ``version`` action, but reads the package metadata only when asked."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"cnnlab {_version()}")
+        parser.exit()
 
 
 def _version() -> str:
