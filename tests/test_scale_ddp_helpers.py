@@ -31,10 +31,10 @@ def _worker_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _torchrun(mode: str, out: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+def _torchrun(mode: str, out: Path, timeout: float, **env: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "--monitor-interval=0.2", str(HERE), mode, str(out)]
-    return subprocess.run(cmd, env=_worker_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, env=_worker_env(**env), capture_output=True, text=True, timeout=timeout)
 
 
 def _free_port() -> int:
@@ -45,11 +45,15 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_collectives_and_ddp_steps_match_one_process_with_the_global_batch(tmp_path: Path) -> None:
-    proc = _torchrun("collectives", tmp_path, timeout=180)
+    check_collectives(_torchrun("collectives", tmp_path, timeout=180), tmp_path, "gloo")
+
+
+def check_collectives(proc: subprocess.CompletedProcess[str], tmp_path: Path, backend: str) -> None:
+    """What both ranks of the ``collectives`` worker must report (also used by the CUDA test)."""
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     for r, res in enumerate(results):
-        assert res["rank"] == r and res["world_size"] == 2 and res["backend"] == "gloo"
+        assert res["rank"] == r and res["world_size"] == 2 and res["backend"] == backend
         assert res["is_main"] == (r == 0)
         assert res["sum"] == [3.0, 30.0]                 # (1 + 2), (10 + 20)
         assert res["counts"] == [2 * 1_000_001.0, 3.0]   # exact float64 sums
@@ -109,11 +113,12 @@ def _collectives(out: Path) -> None:
     from cnnlab import distributed as dist
 
     torch.set_num_threads(1)
-    info = dist.init_from_env(device="cpu")
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # exact-ish on GPU too
+    info = dist.init_from_env(device=os.environ.get("CNNLAB_TEST_DEVICE", "cpu"))
     try:
         res: dict[str, object] = {"rank": info.rank, "world_size": info.world_size,
                                   "backend": info.backend, "is_main": dist.is_main_process()}
-        t = torch.tensor([1.0, 10.0]) * (info.rank + 1)
+        t = torch.tensor([1.0, 10.0], device=info.device) * (info.rank + 1)
         res["sum"] = dist.all_reduce_sum(t).tolist()
         res["counts"] = dist.reduce_sums([1_000_001, info.rank + 1])
         res["broadcast"] = dist.broadcast_object({"from": info.rank, "run": f"runs/{'ab'[info.rank]}"})
@@ -133,13 +138,14 @@ def _ddp_vs_single(info: object) -> dict[str, float]:
 
     from cnnlab import distributed as dist
 
+    device = info.device  # type: ignore[attr-defined]
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).to(device)
     reference = copy.deepcopy(net)
     start = [p.detach().clone() for p in net.parameters()]
     gen = torch.Generator().manual_seed(1)
-    xs = torch.randn(3, 8, 1, 6, 6, generator=gen)  # (steps, global batch, C, H, W)
-    ys = torch.randint(0, 3, (3, 8), generator=gen)
+    xs = torch.randn(3, 8, 1, 6, 6, generator=gen).to(device)  # (steps, global batch, C, H, W)
+    ys = torch.randint(0, 3, (3, 8), generator=gen).to(device)
     model = dist.wrap_model(net, info)  # type: ignore[arg-type]
     opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
     ref_opt = torch.optim.SGD(reference.parameters(), lr=0.2, momentum=0.9)

@@ -8,7 +8,8 @@ Facts checked against independent references:
 - the validation accuracy logged under DDP equals plain PyTorch's accuracy of the saved weights on
   the 7 validation images (odd: 4 + 3 per rank; a padded duplicate would make it k/8);
 - a job killed mid-epoch resumes under DDP (via ``--devices 2``) to the uninterrupted run's weights;
-- SIGKILL of one rank ends the job with a non-zero exit and torchrun naming the failed rank.
+- SIGKILL of one rank ends the job with a non-zero exit and torchrun naming the failed rank; without
+  torchrun the survivor exits 1 within the timeout with a clear message and status.json "failed".
 """
 
 from __future__ import annotations
@@ -217,3 +218,36 @@ def _worker_with_rank(agent_pid: int, rank: int) -> int:
         if f"RANK={rank}".encode() in environ:
             return int(pid)
     raise AssertionError(f"no worker with RANK={rank} among {children}")
+
+
+def test_without_torchrun_the_survivor_of_a_killed_rank_stops_with_a_message(root: Path) -> None:
+    """No torchrun agent to clean up (as across nodes): the survivor must notice by itself, say so,
+    exit non-zero within the timeout and leave status.json truthful."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    args = [sys.executable, "-m", "cnnlab", *_train_args(root, "lonely", RANK_BATCH, "--quiet")]
+    procs = [subprocess.Popen(args, env={**_env(), "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
+                                         "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    try:
+        deadline = time.monotonic() + 240
+        while _saved_step(root / "lonely") < 2 and procs[0].poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert procs[0].poll() is None, "the job ended before a rank could be killed"
+        procs[1].kill()
+        killed_at = time.monotonic()
+        _, err = procs[0].communicate(timeout=120)
+        elapsed = time.monotonic() - killed_at
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+    assert procs[0].returncode == 1, err[-3000:]
+    assert err.startswith("error: rank 0/2: lost contact with the other processes"), err[-3000:]
+    assert "Traceback" not in err and "--resume" in err
+    assert elapsed < 20 + 30  # CNNLAB_DIST_TIMEOUT=20 plus slack for a busy machine
+    assert json.loads((root / "lonely" / "status.json").read_text())["state"] == "failed"
