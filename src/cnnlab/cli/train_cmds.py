@@ -36,7 +36,7 @@ _HELP = {
     "seed": "random seed: same seed, data and device give the same result",
     "device": "auto picks cuda, then mps, then cpu",
     "precision": "fp32, or mixed precision bf16 / fp16 (fp16: GPU only, with loss scaling)",
-    "channels_last": "channels-last memory format (faster convolutions on GPUs and some CPUs)",
+    "channels_last": "channels-last memory format (None: on for CPUs, where convolutions get ~20%% faster, and for GPUs in bf16/fp16)",
     "compile": "torch.compile the model (slow start, faster steps)",
     "sync_bn": "synchronise BatchNorm statistics across processes (DDP)",
     "patience": "early stopping: stop after this many epochs without a better val accuracy",

@@ -92,6 +92,7 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     analysis = analyze(spec)
     cfg = cfg.resolve(tuple(spec.input))
     device = dist.device
+    cfg = cfg.for_device(device.type)
     check_precision(cfg.precision, device)
     threads = set_threads(cfg.threads)
     _warn_if_busy(progress, device, threads)

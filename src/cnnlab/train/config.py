@@ -86,7 +86,7 @@ class TrainConfig:
     seed: int = 0
     device: Device = Device.AUTO
     precision: Precision = Precision.FP32
-    channels_last: bool = False
+    channels_last: bool | None = None  # None: on for CPUs, and for GPUs in mixed precision
     compile: bool = False
     sync_bn: bool = False
     patience: int | None = None  # early stopping: epochs without a better val accuracy
@@ -134,6 +134,17 @@ class TrainConfig:
             translate=self.translate if self.translate is not None else max(1, round(height / 12)),
             hflip=self.hflip if self.hflip is not None else channels == 3,
         )
+
+    def for_device(self, device_type: str) -> TrainConfig:
+        """Return a copy with the device-dependent auto choices made (``channels_last``).
+
+        Channels-last convolutions are 20-25 % cheaper on CPUs (oneDNN) and use tensor cores on
+        GPUs in bf16/fp16; in fp32 on GPUs, and on Apple MPS, the default layout is kept.
+        """
+        if self.channels_last is not None:
+            return self
+        auto = device_type == "cpu" or (device_type == "cuda" and self.precision is not Precision.FP32)
+        return dataclasses.replace(self, channels_last=auto)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML/JSON-safe values (enums become their strings)."""
