@@ -98,7 +98,8 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
     plan = {"keras-mnist": ((1, 28, 28), 512), "resnet18": ((3, 32, 32), 256)}
     steps = 3 if args.smoke else args.steps
-    rows = []
+    rows: list[dict[str, Any]] = []
+    out_name = "gpu_throughput" + ("_smoke" if args.smoke else "")
     for name, (shape, batch) in plan.items():
         batch = 8 if args.smoke else batch
         spec = net_spec(name)
@@ -110,14 +111,14 @@ def main() -> None:
                          "cnnlab_images_per_s": round(ours), "plain_images_per_s": round(ceiling),
                          "ratio": round(ours / ceiling, 3)})
             print(f"{name:12s} {precision}  batch {batch:4d}  cnnlab {ours:10.0f} img/s   "
-                  f"plain loop {ceiling:10.0f} img/s   ratio {ours / ceiling:.2f}")
+                  f"plain loop {ceiling:10.0f} img/s   ratio {ours / ceiling:.2f}", flush=True)
+            write_result(out_name, {"name": "gpu_throughput", "smoke": args.smoke, "steps": steps,
+                                    "facts": device_facts(device), "rows": rows})  # after every row
     for name in plan:
         fp32, bf16 = (r for r in rows if r["net"] == name)
         print(f"{name}: bf16 / fp32 = {bf16['cnnlab_images_per_s'] / max(fp32['cnnlab_images_per_s'], 1):.2f} (cnnlab), "
               f"{bf16['plain_images_per_s'] / max(fp32['plain_images_per_s'], 1):.2f} (plain)")
-    result = {"name": "gpu_throughput", "smoke": args.smoke, "steps": steps, "facts": device_facts(device),
-              "rows": rows}
-    print("wrote", write_result("gpu_throughput" + ("_smoke" if args.smoke else ""), result))
+    print("wrote", out_name)
 
 
 if __name__ == "__main__":
