@@ -5,7 +5,6 @@ Run: .venv/bin/pytest tests/test_scale_helpers.py
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -14,7 +13,7 @@ import torch
 import torch.distributed as tdist
 
 from cnnlab import distributed as dist
-from cnnlab.cli import main, scale_cmds
+from cnnlab.cli import main
 from cnnlab.errors import CnnlabError, RunError
 
 
@@ -95,7 +94,7 @@ def test_launch_refuses_to_nest_inside_torchrun() -> None:
         dist.launch(["train", "x"], 2, env={"TORCHELASTIC_RUN_ID": "abc", "WORLD_SIZE": "2"})
 
 
-def test_launch_if_requested_runs_torchrun_only_for_more_than_one_device(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_launch_runs_torchrun_on_the_same_command_and_returns_its_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[list[str]] = []
 
     class FakePopen:
@@ -106,14 +105,8 @@ def test_launch_if_requested_runs_torchrun_only_for_more_than_one_device(monkeyp
             return 3
 
     monkeypatch.setattr(dist.subprocess, "Popen", FakePopen)
-    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
-    monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.setattr(dist.torch.cuda, "is_available", lambda: False)
-    for count in (None, 1):
-        assert scale_cmds.launch_if_requested(argparse.Namespace(devices=count), ["train", "x"]) is None
-    assert seen == []
-    rc = scale_cmds.launch_if_requested(argparse.Namespace(devices=2), ["train", "x", "--devices", "2"])
-    assert rc == 3
+    assert dist.launch(["train", "x", "--devices", "2"], 2, env={}) == 3
     assert seen == [[sys.executable, "-m", "torch.distributed.run", "--standalone",
                      "--nproc_per_node=2", "-m", "cnnlab", "train", "x"]]
 

@@ -1,4 +1,5 @@
-"""``cnnlab devices`` and the ``--devices N`` option that other commands (``train``) add.
+"""``cnnlab devices``: what this machine offers for training (``--devices N`` on ``train`` uses
+``cnnlab.distributed.launch``).
 
     cnnlab devices                 # what this machine offers: CPU, CUDA GPUs, MPS, bf16, backends
     cnnlab devices --json
@@ -12,13 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
-from collections.abc import Sequence
 from typing import Any
-
-DEVICES_HELP = ("train on N local processes (one per GPU with CUDA, else N CPU processes with gloo) "
-                "by running torchrun for you: the same as `torchrun --standalone "
-                "--nproc_per_node=N -m cnnlab ...` without --devices")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,22 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(func=_devices)
-
-
-def add_devices_option(parser: argparse.ArgumentParser) -> None:
-    """Add ``--devices N`` to a command (the trainer's ``train``)."""
-    parser.add_argument("--devices", type=int, default=None, metavar="N", help=DEVICES_HELP)
-
-
-def launch_if_requested(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int | None:
-    """When ``--devices N`` (N > 1) was given, run this command under torchrun and return its exit
-    code; otherwise return None and let the command run here. ``argv`` defaults to ``sys.argv[1:]``."""
-    count = getattr(args, "devices", None)
-    if count is None or count == 1:
-        return None
-    from cnnlab.distributed import launch
-
-    return launch(list(sys.argv[1:] if argv is None else argv), count)
 
 
 def device_report() -> dict[str, Any]:
