@@ -43,9 +43,16 @@ def plot_confusion(confusion: np.ndarray, classes: Sequence[str], *, lang: str =
     left, right = fig.subplots(1, 2)
     norm = normalise_rows(matrix)
     _matrix(left, norm, [f"{int(v)}" for v in matrix.ravel()], classes, tr("visualize.confusion.counts", lang), lang)
-    _matrix(right, norm, [f"{v:.0%}" if v else "" for v in norm.ravel()], classes,
+    _matrix(right, norm, [_share(v) for v in norm.ravel()], classes,
             tr("visualize.confusion.normalised", lang), lang)
     return fig
+
+
+def _share(value: float) -> str:
+    """A cell of the normalised panel: empty for none, ``<1%`` for a few, else a whole percentage."""
+    if value == 0:
+        return ""
+    return "<1%" if value < 0.005 else f"{value:.0%}"
 
 
 def _matrix(ax: Axes, norm: np.ndarray, labels: list[str], classes: Sequence[str], title: str, lang: str) -> None:
@@ -63,8 +70,8 @@ def _matrix(ax: Axes, norm: np.ndarray, labels: list[str], classes: Sequence[str
         size = 9 if k <= 10 else 6
         for idx, text in enumerate(labels):
             r, c = divmod(idx, k)
-            ax.text(c, r, text, ha="center", va="center", fontsize=size,
-                    color="white" if norm[r, c] > 0.55 else "#222")
+            colour = "white" if norm[r, c] > 0.55 else ("#222" if norm[r, c] > 0 else "#b8b8b8")
+            ax.text(c, r, text, ha="center", va="center", fontsize=size, color=colour)
 
 
 def save_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | os.PathLike[str], *,

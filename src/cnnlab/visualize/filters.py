@@ -118,9 +118,9 @@ def plot_filters(grid: FilterGrid, *, lang: str = "en", kind: str = "conv") -> F
     img_h = img_w * aspect
     if img_h > 12.0:
         img_h, img_w = 12.0, 12.0 / aspect
-    width, height = max(img_w + 0.3, 6.0), img_h + 0.9
+    width, height = max(img_w + 0.3, 7.0), img_h + 1.0
     fig = new_figure(width, height, layout=None)
-    ax = fig.add_axes(((width - img_w) / 2 / width, 0.4 / height, img_w / width, img_h / height))
+    ax = fig.add_axes(((width - img_w) / 2 / width, 0.5 / height, img_w / width, img_h / height))
     from matplotlib import colormaps
 
     cmap = None if grid.colour else colormaps["gray"].with_extremes(bad="#9dbbe0", over="white")
@@ -135,7 +135,8 @@ def plot_filters(grid: FilterGrid, *, lang: str = "en", kind: str = "conv") -> F
     title = tr("visualize.filters.title", lang, layer=grid.layer, kind=kind, shown=n,
                total=grid.total_filters, kh=kh, kw=kw)
     fig.text(0.5, 1 - 0.08 / height, title, ha="center", va="top", fontsize=10)
-    fig.text(0.5, 0.06 / height, _note(grid, lang), ha="center", va="bottom", fontsize=8, color="#555")
+    fig.text(0.5, 0.04 / height, _note(grid, lang), ha="center", va="bottom", fontsize=7.5, color="#555",
+             wrap=True)
     return fig
 
 
