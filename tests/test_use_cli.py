@@ -101,9 +101,14 @@ def test_predict_sees_exactly_what_evaluate_sees(run_dir: Path, capsys: pytest.C
         assert p["probability"] == pytest.approx(samples[p["source"]]["confidence"], abs=1e-5)
 
 
-def test_evaluate_table_and_csv(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _cli(capsys, "evaluate", str(run_dir), "--split", "train", "--device", "cpu")
+def test_evaluate_table_and_csv(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    samples = tmp_path / "samples.csv"
+    code, out, _ = _cli(capsys, "evaluate", str(run_dir), "--split", "train", "--device", "cpu", "--samples", str(samples))
     assert code == 0 and "Confusion matrix" in out and "precision" in out
+    rows = samples.read_text().strip().splitlines()
+    assert rows[0] == "index,source,true,predicted,confidence,loss" and len(rows) == 1 + 18
+    correct = sum(r.split(",")[2] == r.split(",")[3] for r in rows[1:])
+    assert f"accuracy {100 * correct / 18:.2f} %" in out  # the table's accuracy counts the same rows
     code, out, _ = _cli(capsys, "evaluate", str(run_dir), "--format", "csv", "--device", "cpu", "--lang", "pt")
     lines = out.strip().splitlines()
     assert code == 0 and lines[0] == "class,precision,recall,f1,support" and len(lines) == 3

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -173,6 +174,21 @@ class EvalResult:
             "confidence": float(self.probabilities[i, pred]),
             "loss": float(self.losses[i]),
         }
+
+    def write_samples_csv(self, path: str | Path) -> Path:
+        """Every sample's outcome as CSV (index, source, true, predicted, confidence, loss), atomically."""
+        import csv
+
+        from cnnlab.utils.io import atomic_path
+
+        target = Path(path)
+        with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["index", "source", "true", "predicted", "confidence", "loss"])
+            for i in range(self.n):
+                s = self.sample(i)
+                writer.writerow([i, s["source"], s["true"], s["predicted"], f"{s['confidence']:.6f}", f"{s['loss']:.6f}"])
+        return target
 
     def to_dict(self, *, top_losses: int = 10, confused: int = 10) -> dict[str, Any]:
         """A JSON-safe summary (no per-sample arrays beyond the ``top_losses`` worst samples)."""

@@ -61,6 +61,8 @@ def _register_evaluate(sub: Any) -> None:
     p.add_argument("--top-k", type=int, nargs="+", default=[1, 3, 5], help="k values for top-k accuracy")
     p.add_argument("--worst", type=int, default=10, help="how many highest-loss examples to list")
     p.add_argument("--confused", type=int, default=10, help="how many most-confused pairs to list")
+    p.add_argument("--samples", default=None, metavar="CSV",
+                   help="also write every sample's outcome (source, true, predicted, confidence, loss) to this CSV")
     _common(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -144,6 +146,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(run, imageset, batch_size=args.batch_size, top_k=args.top_k)
     meta = {"run": str(run.path), "checkpoint": run.which, "data": source, "split": split}
     render_evaluation(result, meta, args.output, lang=lang, worst=args.worst, confused=args.confused)
+    if args.samples:
+        result.write_samples_csv(args.samples)
     return 0
 
 
