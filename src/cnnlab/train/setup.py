@@ -64,6 +64,11 @@ def build_model(spec: Any, cfg: TrainConfig, device: torch.device, dist: DistInf
     torch.manual_seed(cfg.seed)  # same initial weights on every rank and every run
     raw = build(spec)
     if cfg.sync_bn and dist.distributed:
+        if device.type != "cuda":  # DDP would raise "SyncBatchNorm layers only work with GPU modules"
+            from cnnlab.errors import CnnlabError
+
+            raise CnnlabError(f"--sync-bn needs CUDA GPUs: PyTorch's SyncBatchNorm does not run on {device.type}; "
+                              "drop --sync-bn (each process then normalises with its own batch's statistics)")
         raw = torch.nn.SyncBatchNorm.convert_sync_batchnorm(raw)  # statistics over the global batch
     raw = raw.to(device)
     if cfg.channels_last:
