@@ -3,8 +3,9 @@
 Run: .venv/bin/pytest -m slow tests/test_scale_ddp_train.py
 
 Facts checked against independent references:
-- DDP with per-rank batch 8 on 2 ranks gives the weights of one process with batch 16 (PyTorch's
-  own single-process SGD is the reference), and rank 0 alone writes the run folder;
+- DDP with per-rank batch 8 on 2 ranks gives the weights of one process with batch 16 (the same
+  command without DDP; test_scale_ddp_helpers.py checks DDP against bare PyTorch), and rank 0 alone
+  writes the run folder;
 - the validation accuracy logged under DDP equals plain PyTorch's accuracy of the saved weights on
   the 7 validation images (odd: 4 + 3 per rank; a padded duplicate would make it k/8);
 - a job killed mid-epoch resumes under DDP (via ``--devices 2``) to the uninterrupted run's weights;
@@ -38,6 +39,15 @@ layers:
   - flatten
   - output: 2
 """
+BN_SPEC = """name: ddp-bn
+input: [1, 12, 12]
+layers:
+  - conv: {filters: 6, kernel: 3, padding: 1, bias: false, activation: none}
+  - batchnorm: relu
+  - pool: 2
+  - flatten
+  - output: 2
+"""
 TRAIN_PER_CLASS, VAL_COUNTS = 64, (4, 3)  # 128 training images; 7 validation images, 2 mislabelled
 EPOCHS, RANK_BATCH = 3, 8  # 2 ranks x 8 = global 16 -> 8 steps per epoch, 24 in all
 
@@ -62,6 +72,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _write_images(base / "data" / "train" / name, label, TRAIN_PER_CLASS, rng)
         _write_images(base / "data" / "val" / name, label, VAL_COUNTS[label], rng, swapped=1)
     (base / "tiny.yaml").write_text(SPEC)
+    (base / "bn.yaml").write_text(BN_SPEC)
     return base
 
 
@@ -73,8 +84,8 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _train_args(root: Path, out: str, batch: int, *extra: str) -> list[str]:
-    return ["train", str(root / "tiny.yaml"), "--data", str(root / "data"), "--out", str(root / out),
+def _train_args(root: Path, out: str, batch: int, *extra: str, spec: str = "tiny.yaml") -> list[str]:
+    return ["train", str(root / spec), "--data", str(root / "data"), "--out", str(root / out),
             "--epochs", str(EPOCHS), "--batch-size", str(batch), "--optimizer", "sgd", "--lr", "0.05",
             "--schedule", "constant", "--no-augment", "--seed", "5", "--threads", "1", "--device", "cpu",
             "--checkpoint-steps", "1", "--no-report", *extra]
@@ -138,6 +149,15 @@ def test_ddp_weights_equal_one_process_with_the_global_batch(root: Path, ddp_run
     torch.manual_seed(5)  # the trainer seeds with --seed before building: these are the initial weights
     init = build(load_spec(str(root / "tiny.yaml"))).state_dict()
     assert max((ref[k] - init[k]).abs().max().item() for k in ref) > 1e-2  # training moved them
+
+
+def test_sync_batchnorm_on_cpu_processes_is_refused_with_a_message(root: Path) -> None:
+    """PyTorch's SyncBatchNorm runs on GPUs only; on gloo/CPU the user gets the reason, not DDP's traceback."""
+    proc = _run(_torchrun(_train_args(root, "bn-sync", RANK_BATCH, "--quiet", "--sync-bn", spec="bn.yaml")))
+    assert proc.returncode != 0
+    assert "error: --sync-bn needs CUDA GPUs" in proc.stderr, proc.stderr[-3000:]
+    assert "ValueError" not in proc.stderr  # DDP's own "SyncBatchNorm layers only work with GPU modules"
+    assert not (root / "bn-sync" / "checkpoints" / "last.safetensors").exists()
 
 
 def test_ddp_validation_accuracy_is_exact_on_an_odd_validation_set(root: Path, ddp_run) -> None:

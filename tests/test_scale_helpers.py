@@ -156,3 +156,9 @@ def test_devices_command_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["devices"]) == 0
     out = capsys.readouterr().out
     assert "distributed backends:" in out and "--device auto picks:" in out
+
+
+def test_sync_batchnorm_is_refused_off_gpu_before_ddp_sees_it() -> None:
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    with pytest.raises(CnnlabError, match="--sync-bn needs CUDA GPUs"):
+        dist.wrap_model(net, _fake_info(), sync_batchnorm=True)

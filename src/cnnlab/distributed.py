@@ -223,6 +223,9 @@ def wrap_model(model: nn.Module, info: DistInfo, *, sync_batchnorm: bool = False
     if not info.distributed:
         return model
     if sync_batchnorm:
+        if info.device.type != "cuda":
+            raise CnnlabError(f"--sync-bn needs CUDA GPUs: PyTorch's SyncBatchNorm does not run on "
+                              f"{info.device.type}; drop --sync-bn")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     ids = [info.device.index] if info.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
