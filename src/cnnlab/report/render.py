@@ -92,7 +92,7 @@ def _figure(p: Picture | None) -> str:
 
 def _network(r: ReportData) -> str:
     lang = r.lang
-    head = "".join(f'<th class="{c}">{escape(tr(k, lang))}</th>' for k, c in (
+    head = "".join(_th(tr(k, lang), c) for k, c in (
         ("report.table.index", "num"), ("report.table.layer", ""), ("report.table.output", ""),
         ("report.table.params", "num"), ("report.table.macs", "num"), ("report.table.rf", ""),
         ("report.table.how", "")))
@@ -121,6 +121,10 @@ def _layer_tr(row: LayerRow, lang: str, cls: str) -> str:
             f'<td class="num idx">{row.index}</td><td class="kind">{escape(row.title)}</td>'
             f'<td class="shape">{escape(row.output)}</td><td class="num">{params}</td><td class="num">{macs}</td>'
             f'<td class="shape">{escape(row.receptive_field)}</td><td class="formula">{lines}{inner}</td></tr>')
+
+
+def _th(text: str, cls: str) -> str:
+    return f'<th class="{cls}">{escape(text)}</th>' if cls else f"<th>{escape(text)}</th>"
 
 
 def _items_dl(items: list[Item]) -> str:
@@ -176,7 +180,7 @@ def _results(r: ReportData) -> str:
 
 
 def _per_class(ev: Evaluation, lang: str) -> str:
-    head = "".join(f'<th class="{c}">{escape(tr(k, lang))}</th>' for k, c in (
+    head = "".join(_th(tr(k, lang), c) for k, c in (
         ("report.class.name", ""), ("report.class.precision", "num"), ("report.class.recall", "num"),
         ("report.class.f1", "num"), ("report.class.support", "num")))
     rows = "".join(
