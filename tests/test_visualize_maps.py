@@ -70,3 +70,17 @@ def test_shapes_match_the_analysis_of_a_built_spec() -> None:
     assert maps, "expected conv/pool layers"
     for m in maps:
         assert m.shape == tuple(analysis.layers[m.layer].output_shape)
+
+
+def test_flat_layers_are_drawn_as_one_strip_of_values() -> None:
+    net = rgb_net().eval()
+    x = torch.rand(3, 16, 16)
+    maps = feature_maps(net, x, [4, 6])  # flatten (256 values) and the logits (4)
+    assert [m.shape for m in maps] == [(256,), (4,)]
+    with torch.no_grad():
+        np.testing.assert_allclose(maps[1].values, net(x[None])[0].numpy(), atol=1e-6)
+    fig = plot_feature_maps(maps)
+    strip = fig.axes[1].images[0].get_array()
+    assert strip.shape == (1, 4)
+    assert int(np.argmax(strip)) == int(np.argmax(maps[1].values))  # scaled, order kept
+    assert fig.axes[1].texts[0].get_text() == "layer 6 · dense · output 4"

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 SPATIAL_KINDS = ("conv", "pool", "residual")
+FLAT_MAX = 512  # values drawn for a flat (dense/flatten) layer
 
 
 @dataclass(frozen=True)
@@ -131,19 +132,30 @@ def plot_feature_maps(
 
 
 def _draw_row(ax: Axes, fm: FeatureMaps, max_channels: int, lang: str) -> None:
-    values = fm.values if fm.values.ndim == 3 else fm.values.reshape(-1, 1, 1)  # (C, H, W)
-    shown = values[:max_channels]
-    lo = shown.min(axis=(1, 2), keepdims=True)
-    hi = shown.max(axis=(1, 2), keepdims=True)
-    tiles = (shown - lo) / np.where(hi > lo, hi - lo, 1.0)  # (c, H, W) in [0, 1]
-    pad = max(1, values.shape[1] // 8)
     from matplotlib import colormaps
 
     cmap = colormaps["viridis"].with_extremes(bad="white")
-    ax.imshow(mosaic(tiles, cols=len(tiles), pad=pad, fill=np.nan), cmap=cmap, vmin=0, vmax=1,
-              interpolation="nearest")
     shape = "×".join(str(d) for d in fm.shape)
     text = tr("visualize.maps.caption", lang, layer=fm.layer, kind=fm.kind, shape=shape)
+    if fm.values.ndim != 3:  # a flat layer (dense, flatten): one strip of its values, scaled together
+        flat = fm.values.reshape(-1)[:FLAT_MAX]  # (n,)
+        lo, hi = float(flat.min()), float(flat.max())
+        strip = ((flat - lo) / (hi - lo if hi > lo else 1.0))[None, :]  # (1, n)
+        ax.imshow(strip, cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        ax.set_anchor("C")
+        if flat.size < fm.values.size:
+            text += " · " + tr("visualize.maps.more_values", lang, shown=flat.size, total=fm.values.size)
+        caption(ax, text, size=9, left=True)
+        ax.set_axis_off()
+        return
+    values = fm.values  # (C, H, W)
+    shown = values[:max_channels]
+    lo3 = shown.min(axis=(1, 2), keepdims=True)
+    hi3 = shown.max(axis=(1, 2), keepdims=True)
+    tiles = (shown - lo3) / np.where(hi3 > lo3, hi3 - lo3, 1.0)  # (c, H, W) in [0, 1]
+    pad = max(1, values.shape[1] // 8)
+    ax.imshow(mosaic(tiles, cols=len(tiles), pad=pad, fill=np.nan), cmap=cmap, vmin=0, vmax=1,
+              interpolation="nearest")
     if len(shown) < len(values):
         text += " · " + tr("visualize.maps.more", lang, shown=len(shown), total=len(values))
     caption(ax, text, size=9, left=True)
