@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 
 @dataclass(frozen=True)
@@ -65,10 +66,8 @@ class Augment:
         if t:
             padded = np.zeros((b, c, h + 2 * t, w + 2 * t), x.dtype)  # (B, C, H+2t, W+2t)
             padded[:, :, t:t + h, t:t + w] = x
-            index = _window_index(h, w, t)[d.offsets[0], d.offsets[1]]  # (B, H*W) in one padded plane
-            plane = (h + 2 * t) * (w + 2 * t)
-            rows = np.arange(b * c, dtype=np.int64).reshape(b, c, 1) * plane  # (B, C, 1) plane starts
-            x = padded.reshape(-1).take(rows + index[:, None, :]).reshape(b, c, h, w)  # one flat gather
+            windows = sliding_window_view(padded, (h, w), axis=(2, 3))  # (B, C, 2t+1, 2t+1, H, W), a view
+            x = windows[np.arange(b), :, d.offsets[0], d.offsets[1]]  # (B, C, H, W), one gather
         if d.flips.any():
             x = x.copy() if not t else x
             x[d.flips] = x[d.flips, :, :, ::-1]
