@@ -29,6 +29,7 @@ def collect_report(run: Any, images: Any | None, *, lang: str = "en", data_label
     from cnnlab.analysis import analyze
 
     analysis = analyze(run.spec, lang=lang)
+    images = _writable(images)
     res = _evaluate(run, images) if images is not None else None
     report = ReportData(
         lang=lang,
@@ -53,6 +54,18 @@ def collect_report(run: Any, images: Any | None, *, lang: str = "en", data_label
     if res is not None and images is not None:
         _add_evaluation(report, run, images, res, analysis, data_label, lang)
     return report
+
+
+def _writable(images: Any) -> Any:
+    """An in-memory copy of a read-only (memmap) image set: torch warns about tensors over read-only
+    arrays, and the report's set is small (at most 10,000 images)."""
+    if images is None or getattr(images.images, "flags", None) is None or images.images.flags.writeable:
+        return images
+    import dataclasses
+
+    import numpy as np
+
+    return dataclasses.replace(images, images=np.array(images.images))
 
 
 def _evaluate(run: Any, images: Any) -> EvalResult:

@@ -93,7 +93,7 @@ def cam_examples(res: EvalResult, n: int = CAM_EXAMPLES) -> list[int]:
 def maps_picture(run: Any, images: np.ndarray, index: int, analysis: Analysis, lang: str) -> Picture | None:
     """Feature maps of one correctly classified image after each conv/pool layer (8 channels each)."""
     kinds = [row.kind for row in analysis.layers]
-    x = run.preprocess(images[index : index + 1])[0].cpu()  # (C, H, W) normalised
+    x = run.preprocess(np.array(images[index : index + 1]))[0].cpu()  # (C, H, W); a writable copy of a memmap slice
     maps = feature_maps(run.model, x, pick_evenly(spatial_layers(run.model, kinds), MAP_LAYERS), kinds=kinds)
     fig = plot_feature_maps(maps, images[index], max_channels=8, lang=lang)
     return picture(fig, "maps", tr("report.maps.title", lang), tr("report.maps.caption", lang))
