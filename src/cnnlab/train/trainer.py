@@ -102,11 +102,17 @@ class Trainer:
             self.scaler.load_state_dict(state.meta["scaler"])
         restore_rng(state.rng)
         self.pos = Position(**state.meta["position"])
+        if self.dist.distributed and not self.dist.is_main:  # the saved partial sums already count every rank
+            self.pos.loss_sum, self.pos.correct, self.pos.seen = 0.0, 0.0, 0
 
-    def _save_resume(self) -> None:
+    def _save_resume(self, partial: tuple[float, float, int] | None = None) -> None:
+        """``partial``: this epoch's (loss_sum, correct, seen) over all ranks, saved instead of rank 0's."""
         if not self.dist.is_main:
             return
-        meta = {"position": dataclasses.asdict(self.pos), "config": self.cfg.to_dict()}
+        position = dataclasses.asdict(self.pos)
+        if partial is not None:
+            position["loss_sum"], position["correct"], position["seen"] = partial
+        meta = {"position": position, "config": self.cfg.to_dict()}
         if self.scaler is not None:
             meta["scaler"] = self.scaler.state_dict()
         state = ckpt.TrainingState(ckpt.model_weights(self.p.raw), self.p.optimizer.state_dict(), capture_rng(), meta)
@@ -189,7 +195,11 @@ class Trainer:
         if diverged:
             self._diverged()
         if stop or due_ckpt or time_ckpt:
-            self._save_resume()
+            from cnnlab.distributed import reduce_sums
+
+            # every rank is here: save the partial epoch summed over ranks (restore gives it to rank 0)
+            loss_all, correct_all, seen_all = reduce_sums([pos.loss_sum, pos.correct, pos.seen])
+            self._save_resume((loss_all, correct_all, int(seen_all)))
             self._last_ckpt_time = pos.train_time
         if stop:
             raise Interrupted
