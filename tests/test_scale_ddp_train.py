@@ -15,6 +15,7 @@ Facts checked against independent references:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -198,10 +199,12 @@ def test_ddp_job_killed_mid_run_resumes_under_ddp_to_the_same_weights(root: Path
     while _saved_step(out) < 11 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
     assert proc.poll() is None, "the job ended before it could be killed at step 11"
-    os.killpg(proc.pid, signal.SIGKILL)  # the whole job dies at once, as when a node loses power
+    _kill_tree(proc.pid)  # agent and workers die at once, as when a node loses power
     proc.wait(timeout=60)
+    time.sleep(1.0)  # had a worker survived, it would move on from here
     step = _saved_step(out)
     assert 11 <= step < EPOCHS * 8
+    assert json.loads((out / "status.json").read_text())["state"] == "running"  # it did not finish
     resumed = _run([sys.executable, "-m", "cnnlab", "train", str(out), "--resume", "--devices", "2",
                     "--quiet", "--no-report"])
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
@@ -210,6 +213,11 @@ def test_ddp_job_killed_mid_run_resumes_under_ddp_to_the_same_weights(root: Path
         torch.testing.assert_close(got[name], ref[name], atol=1e-6, rtol=1e-6, msg=name)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == list(range(1, EPOCHS + 1))
+    # the interrupted epoch's training loss/accuracy count every rank's images once, as uninterrupted
+    ref_rows = [json.loads(line) for line in (root / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    for got_row, ref_row in zip(rows, ref_rows, strict=True):
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+            assert got_row[key] == pytest.approx(ref_row[key], rel=1e-5, abs=1e-7), (got_row["epoch"], key)
 
 
 def test_killing_one_rank_ends_the_job_nonzero_with_the_rank_named(root: Path) -> None:
@@ -228,6 +236,27 @@ def test_killing_one_rank_ends_the_job_nonzero_with_the_rank_named(root: Path) -
     text = out + err
     assert "rank      : 1" in text or "rank: 1" in text, text[-3000:]
     assert "SIGKILL" in text or "exitcode  : -9" in text, text[-3000:]
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, from /proc (torchrun starts its workers in their own sessions,
+    so killing the agent's process group leaves them running)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            out += [child, *_descendants(child)]
+    return out
+
+
+def _kill_tree(pid: int) -> None:
+    tree = [pid, *_descendants(pid)]
+    for p in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
 
 
 def _worker_with_rank(agent_pid: int, rank: int) -> int:
