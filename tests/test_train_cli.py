@@ -50,3 +50,17 @@ def test_cli_module_does_not_import_torch():
     code = "import sys, cnnlab.cli.train_cmds; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_portuguese_messages_cover_every_english_one_with_the_same_placeholders():
+    import json
+    import string
+    from importlib import resources
+
+    folder = resources.files("cnnlab") / "locales"
+    en = json.loads((folder / "train.en.json").read_text(encoding="utf-8"))
+    pt = json.loads((folder / "train.pt.json").read_text(encoding="utf-8"))
+    assert en.keys() == pt.keys()
+    for key in en:
+        names = {f for _, f, _, _ in string.Formatter().parse(en[key]) if f}
+        assert names == {f for _, f, _, _ in string.Formatter().parse(pt[key]) if f}, key
