@@ -136,3 +136,22 @@ def test_user_errors_are_clear(tmp_path):
     train(SPEC, bundle(), out=tmp_path / "run", epochs=1, **OPTS)
     with pytest.raises(RunError, match="already holds a run"):
         train(SPEC, bundle(), out=tmp_path / "run", epochs=1, **OPTS)
+
+
+def test_fp16_on_cpu_is_refused_before_training(tmp_path):
+    with pytest.raises(CnnlabError, match="fp16 needs a GPU"):
+        train(SPEC, bundle(), out=tmp_path / "run", device="cpu", precision="fp16", **OPTS)
+
+
+def test_bf16_autocast_on_cpu_learns(tmp_path):
+    run = train(SPEC, bundle(), out=tmp_path / "run", epochs=4, precision="bf16", **OPTS)
+    assert run is not None and run.metrics[-1]["val_acc"] > 0.75
+    assert all(p.dtype == torch.float32 for p in run.model.parameters())  # weights stay float32
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_cuda_mixed_precision_learns(tmp_path, precision):
+    run = train(SPEC, bundle(), out=tmp_path / "run", epochs=4, device="cuda", precision=precision, **OPTS)
+    assert run is not None and run.metrics[-1]["val_acc"] > 0.75
