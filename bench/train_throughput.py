@@ -11,7 +11,7 @@ loop. A profile of the trainer's steps (``torch.profiler``) says where the time 
     CNNLAB_DATA=/work/shared/data nice .venv/bin/python bench/train_throughput.py
     ... --steps 150 --rounds 5 --threads 2
 
-Writes ``bench/results/train_throughput.json``.
+Writes ``bench/results/train_throughput_t<threads>.json``.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def main() -> None:
           f"augmented {med['trainer_aug_cpu']:,.0f})")
     for row in top:
         print(f"  {row['self_cpu_pct']:5.1f}%  {row['op']}  ({row['calls']} calls)")
-    out = Path(__file__).parent / "results" / "train_throughput.json"
+    out = Path(__file__).parent / "results" / f"train_throughput_t{args.threads}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
 
