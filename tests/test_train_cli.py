@@ -64,3 +64,11 @@ def test_portuguese_messages_cover_every_english_one_with_the_same_placeholders(
     for key in en:
         names = {f for _, f, _, _ in string.Formatter().parse(en[key]) if f}
         assert names == {f for _, f, _, _ in string.Formatter().parse(pt[key]) if f}, key
+
+
+def test_cnnlab_train_is_callable_even_after_its_submodules_are_imported(tmp_path):
+    import cnnlab
+    import cnnlab.train.config  # binds the attribute cnnlab.train to the package
+
+    with pytest.raises(Exception, match="no training data given"):
+        cnnlab.train("lenet5", None, out=tmp_path / "x")

@@ -10,6 +10,8 @@ Names are imported on first use, so ``cnnlab.train.config`` (no torch) stays che
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 _EXPORTS = {
@@ -39,3 +41,16 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
+
+
+class _CallableModule(types.ModuleType):
+    """``cnnlab.train(...)`` must train even once ``import cnnlab.train.x`` has bound the attribute
+    ``cnnlab.train`` to this package (Python sets a package's submodule as its attribute)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from cnnlab.train.api import train
+
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
