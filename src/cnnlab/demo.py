@@ -42,7 +42,7 @@ DEMO_SPEC: dict[str, Any] = {
         {"output": 10},
     ],
 }
-DEMO_EPOCHS = 8
+DEMO_EPOCHS = 14
 DEMO_RECIPE: dict[str, Any] = {"batch_size": 128, "lr": 4e-3, "seed": 0}
 N_PREDICT = 8
 
