@@ -33,6 +33,7 @@ _HELP = {
     "hflip": "random horizontal flips (None: on for colour images)",
     "val_split": "fraction of the training images held out for validation (when the data has no val split)",
     "resize": "how images of another size are fitted: crop, pad or stretch",
+    "strict": "stop with an error on unreadable image files instead of skipping them (they are listed in RUN/skipped.txt)",
     "seed": "random seed: same seed, data and device give the same result",
     "device": "auto picks cuda, then mps, then cpu",
     "precision": "fp32, or mixed precision bf16 / fp16 (fp16: GPU only, with loss scaling)",

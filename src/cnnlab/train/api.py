@@ -167,6 +167,7 @@ def _announce(progress: Progress, run_dir: RunDir, cfg: TrainConfig, analysis: A
               threads: int, dist: Any, explain_batch: Any, trainer: Any) -> None:
     counts = {k: len(getattr(bundle, k).labels) for k in ("train", "val") if getattr(bundle, k) is not None}
     progress.info("train.run_folder", path=run_dir.path)
+    progress.info("train.data", line=bundle.summary_line(str(run_dir.path / "skipped.txt")))
     progress.info("train.setup", device=device, threads=threads, precision=cfg.precision.value,
                   params=analysis.total_params, train=counts["train"], val=counts.get("val", 0))
     progress.info("train.recipe", optimizer=cfg.optimizer.value, schedule=cfg.schedule.value,

@@ -83,6 +83,7 @@ class TrainConfig:
     hflip: bool | None = None  # random horizontal flip; None: on for colour images, off for grey
     val_split: float = 0.1
     resize: str = "crop"
+    strict: bool = False  # unreadable image files: an error instead of skipped (listed in skipped.txt)
     seed: int = 0
     device: Device = Device.AUTO
     precision: Precision = Precision.FP32

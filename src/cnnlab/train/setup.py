@@ -36,7 +36,7 @@ def load_bundle(source: Any, input_shape: tuple[int, int, int], cfg: TrainConfig
     if isinstance(source, DataBundle):
         return source
     return load_data(str(source), input_shape, val_split=cfg.val_split, seed=cfg.seed,
-                     resize=cfg.resize, progress=show)
+                     resize=cfg.resize, strict=cfg.strict, progress=show)
 
 
 def data_info(bundle: DataBundle, source: Any) -> dict[str, Any]:
