@@ -101,3 +101,12 @@ def test_golden_page_body() -> None:
     if os.environ.get("CNNLAB_REGEN_GOLDEN"):
         path.write_text(body, encoding="utf-8")
     assert body == path.read_text(encoding="utf-8"), f"report rendering changed; regenerate with CNNLAB_REGEN_GOLDEN=1 ({path})"
+
+
+def test_confusion_pairs_read_as_english_and_portuguese() -> None:
+    from cnnlab.report.render import _pair_text
+
+    assert _pair_text("9", "4", 1, "en") == "9 taken for 4: once"
+    assert _pair_text("9", "4", 2, "en") == "9 taken for 4: 2 times"
+    assert _pair_text("9", "4", 1, "pt") == "9 tomado por 4: 1 vez"
+    assert _pair_text("9", "4", 1200, "pt") == "9 tomado por 4: 1.200 vezes"

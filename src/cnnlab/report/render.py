@@ -163,6 +163,11 @@ def _cell(column: str, value: Any, lang: str) -> str:
     return decimal(value, lang, 4)
 
 
+def _pair_text(true: str, pred: str, count: int, lang: str) -> str:
+    key = "report.results.pair_one" if count == 1 else "report.results.pair"
+    return tr(key, lang, true=true, pred=pred, n=integer(count, lang))
+
+
 def _results(r: ReportData) -> str:
     ev = r.evaluation
     if ev is None:
@@ -171,7 +176,7 @@ def _results(r: ReportData) -> str:
     topk = " · ".join(f"top-{k}: {percent(v, lang)}" for k, v in sorted(ev.top_k.items()))
     lead = tr("report.results.lead", lang, data=escape(ev.description), n=integer(ev.n, lang),
               acc=percent(ev.accuracy, lang), loss=decimal(ev.loss, lang), topk=escape(topk))
-    pairs = "".join(f"<li>{escape(tr('report.results.pair', lang, true=t, pred=p, n=c))}</li>"
+    pairs = "".join(f"<li>{escape(_pair_text(t, p, c, lang))}</li>"
                     for t, p, c in ev.most_confused if c > 0)
     confused = (f"<h3>{escape(tr('report.results.confused', lang))}</h3><ul class=\"pairs\">{pairs}</ul>"
                 if pairs else "")
