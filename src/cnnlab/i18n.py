@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -41,7 +41,7 @@ def resolve_lang(lang: str | None = None, env: Mapping[str, str] | None = None) 
     return "en"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _catalog(lang: str) -> dict[str, str]:
     merged: dict[str, str] = {}
     folder = resources.files("cnnlab") / "locales"
