@@ -54,3 +54,30 @@ def test_strict_exits_2_and_writes_no_checkpoint(dataset: Path, tmp_path: Path, 
     err = capsys.readouterr().err
     assert "broken.jpg" in err and "--strict" in err and "Traceback" not in err
     assert not (out / "checkpoints").exists()
+
+
+def test_the_final_report_gets_the_validation_split_and_the_language(tmp_path: Path, monkeypatch) -> None:
+    import cnnlab.report
+    from cnnlab.data import DataBundle, ImageSet
+    from cnnlab.train import train
+
+    rng = np.random.default_rng(1)
+
+    def images(n: int) -> ImageSet:
+        return ImageSet(rng.integers(0, 256, (n, 1, 8, 8), dtype=np.uint8), np.arange(n) % 2, ["a", "b"],
+                        [f"gen:{i}" for i in range(n)])
+
+    calls: list[dict] = []
+
+    def fake_write_report(run_or_path, **kwargs):
+        calls.append(kwargs)
+        return Path(run_or_path) / "report.html"
+
+    monkeypatch.setattr(cnnlab.report, "write_report", fake_write_report)
+    monkeypatch.setattr("cnnlab.data.load_data", lambda *a, **k: pytest.fail("the report reloaded the data"))
+    data = DataBundle(images(48), images(32), None, ["a", "b"], (0.5,), (0.25,), (1, 8, 8), source="noise")
+    train(SPEC, data, out=tmp_path / "run", epochs=1, batch_size=16, threads=1, quiet=True, lang="pt")
+    assert len(calls) == 1
+    assert calls[0]["lang"] == "pt"
+    assert calls[0]["data"] is data.val and len(calls[0]["data"].labels) == 32
+    assert "32" in calls[0]["data_label"]

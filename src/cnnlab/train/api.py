@@ -44,14 +44,14 @@ def train(spec: Any, data: Any = None, config: TrainConfig | None = None, *,
     progress = Progress(pick_mode(quiet), lang, enabled=dist.is_main)
     try:
         with peer_guard(dist):
-            state = _run(spec_obj, cfg, source, run_dir, resume, dist, progress)
+            state, bundle = _run(spec_obj, cfg, source, run_dir, resume, dist, progress)
     finally:
         progress.close()
         cleanup()
     if not dist.is_main:
         return None
     if report and state in ("finished", "stopped_early"):
-        _write_report(run_dir.path, progress)
+        _write_report(run_dir.path, progress, bundle)
     return load_run(run_dir.path, "best")
 
 
@@ -80,8 +80,8 @@ def _inputs(spec: Any, data: Any, config: TrainConfig | None, out: Any, resume: 
 
 
 def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool, dist: Any,
-         progress: Progress) -> str:
-    """Build everything, run the loop, keep status.json truthful. Returns the final state."""
+         progress: Progress) -> tuple[str, Any]:
+    """Build everything, run the loop, keep status.json truthful. Returns (final state, the DataBundle)."""
     from cnnlab.analysis import analyze
     from cnnlab.distributed import barrier, explain_batch, peer_guard
     from cnnlab.train import checkpoint as ckpt
@@ -129,7 +129,7 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
         _status(dist, run_dir, "interrupted", trainer.pos.epoch)
         raise
     _status(dist, run_dir, "finished", trainer.pos.epoch, stopped_early=state == "stopped_early")
-    return state
+    return state, bundle
 
 
 def _warn_if_busy(progress: Progress, device: Any, threads: int) -> None:
@@ -177,16 +177,28 @@ def _announce(progress: Progress, run_dir: RunDir, cfg: TrainConfig, analysis: A
         progress.info("train.resumed", epoch=trainer.pos.epoch + 1, batch=trainer.pos.batch, step=trainer.pos.step)
 
 
-def _write_report(path: Path, progress: Progress) -> None:
-    """The HTML report (issue 5), when that module is installed."""
+def _write_report(path: Path, progress: Progress, bundle: Any = None) -> None:
+    """The HTML report (issue 5) in the run's message language, evaluated on the validation split already
+    in memory (``bundle.val``, evenly thinned to the report's limit) instead of loading the data again."""
     try:
         from cnnlab.report import write_report
+        from cnnlab.report.source import MAX_IMAGES, subset
     except ImportError as exc:  # the report module is not written yet
-        if exc.name != "cnnlab.report":
+        if not (exc.name or "").startswith("cnnlab.report"):
             raise
         return
+    data, label = None, ""
+    if bundle is not None and len(bundle.val):
+        from cnnlab.i18n import tr
+        from cnnlab.report.fmt import integer
+
+        data = subset(bundle.val, MAX_IMAGES) if len(bundle.val) > MAX_IMAGES else bundle.val
+        source = bundle.source or "in-memory data"
+        label = tr("report.eval.val_label", progress.lang, source=source, n=integer(len(data), progress.lang))
+        if len(data) < len(bundle.val):
+            label += " " + tr("report.eval.first_of", progress.lang, total=integer(len(bundle.val), progress.lang))
     try:
-        report = write_report(path, lang=progress.lang)
+        report = write_report(path, data=data, lang=progress.lang, data_label=label)
     except CnnlabError as exc:  # the run itself is complete: keep it, say why there is no report
         progress.warn("train.no_report", reason=str(exc), path=path)
         return
