@@ -72,3 +72,29 @@ def test_cnnlab_train_is_callable_even_after_its_submodules_are_imported(tmp_pat
 
     with pytest.raises(Exception, match="no training data given"):
         cnnlab.train("lenet5", None, out=tmp_path / "x")
+
+
+def test_option_table_matches_train_config():
+    """The CLI's literal option table (kept literal so that registration imports no cnnlab.train)."""
+    import dataclasses
+
+    from cnnlab.cli.train_cmds import _CHOICES, FIELDS
+    from cnnlab.data.types import Resize
+    from cnnlab.train.config import Device, Optimizer, Precision, Schedule, TrainConfig
+
+    defaults = TrainConfig()
+    expected = []
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(defaults, f.name)
+        base = str(f.type).split(" |")[0]
+        kind = {"bool": bool, "int": int, "float": float}.get(base, str)
+        expected.append((f.name, kind, value.value if hasattr(value, "value") else value))
+    assert list(FIELDS) == expected
+    enums = {"optimizer": Optimizer, "schedule": Schedule, "device": Device, "precision": Precision, "resize": Resize}
+    assert {name: [m.value for m in e] for name, e in enums.items()} == _CHOICES
+
+
+def test_building_the_parser_imports_no_training_code():
+    code = "import sys, cnnlab.cli; cnnlab.cli.build_parser(); print(sorted(m for m in sys.modules if m.startswith('cnnlab.train') or m == 'yaml'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -5,17 +5,50 @@
     cnnlab train my.yaml --data ./cats_vs_dogs --config recipe.yaml --lr 0.001 --dry-run
     cnnlab demo
 
-Registration imports no torch: handlers import the library when they run.
+Registration imports neither torch nor ``cnnlab.train`` (nor yaml): every ``cnnlab`` command builds
+this parser, so the options are a literal table (``FIELDS``, ``_CHOICES``) that a test keeps equal to
+``TrainConfig``'s fields and enums; the handlers import the library when they run.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cnnlab.train.config import Device, Optimizer, Precision, Schedule, TrainConfig
+if TYPE_CHECKING:
+    from cnnlab.train.config import TrainConfig
+
+# TrainConfig's fields as (name, type, default), in order; tests/test_train_cli.py checks it against the class
+FIELDS: tuple[tuple[str, type, object], ...] = (
+    ("epochs", int, 10),
+    ("batch_size", int, 128),
+    ("optimizer", str, "adamw"),
+    ("lr", float, None),
+    ("momentum", float, 0.9),
+    ("weight_decay", float, None),
+    ("schedule", str, "onecycle"),
+    ("warmup", float, 0.25),
+    ("label_smoothing", float, 0.0),
+    ("augment", bool, True),
+    ("translate", int, None),
+    ("hflip", bool, None),
+    ("val_split", float, 0.1),
+    ("resize", str, "crop"),
+    ("strict", bool, False),
+    ("seed", int, 0),
+    ("device", str, "auto"),
+    ("precision", str, "fp32"),
+    ("channels_last", bool, None),
+    ("compile", bool, False),
+    ("sync_bn", bool, False),
+    ("patience", int, None),
+    ("threads", int, None),
+    ("eval_batch_size", int, 512),
+    ("checkpoint_minutes", float, 5.0),
+    ("checkpoint_steps", int, 0),
+    ("max_steps_per_epoch", int, None),
+)
 
 # option -> help text; the default shown is TrainConfig's (flags default to "not given")
 _HELP = {
@@ -47,10 +80,11 @@ _HELP = {
     "checkpoint_steps": "also save one every N steps (0: off)",
     "max_steps_per_epoch": "cut each epoch to at most N steps (smoke tests)",
 }
+# the values of the enums Optimizer, Schedule, Device, Precision and Resize (checked by a test)
 _CHOICES: dict[str, list[str]] = {
-    "optimizer": [m.value for m in Optimizer], "schedule": [m.value for m in Schedule],
-    "device": [m.value for m in Device], "precision": [m.value for m in Precision],
-    "resize": ["crop", "pad", "stretch"],
+    "optimizer": ["adamw", "sgd"], "schedule": ["onecycle", "cosine", "constant"],
+    "device": ["auto", "cpu", "cuda", "mps"], "precision": ["fp32", "bf16", "fp16"],
+    "resize": ["crop", "stretch", "pad"],
 }
 
 
@@ -95,23 +129,18 @@ def register(sub: Any) -> None:
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field; unset flags do not override --config (help shows the default)."""
     group = p.add_argument_group("training options")
-    defaults = TrainConfig()
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        shown = default.value if hasattr(default, "value") else default
-        help_text = f"{_HELP.get(f.name, f.name)} (default: {shown})"
-        kind = str(f.type)
-        if kind.startswith("bool"):
+    for name, kind, default in FIELDS:
+        flag = "--" + name.replace("_", "-")
+        help_text = f"{_HELP.get(name, name)} (default: {default})"
+        if kind is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
             continue
-        conv: Any = int if kind.startswith("int") else float if kind.startswith("float") else str
-        group.add_argument(flag, type=conv, default=argparse.SUPPRESS, choices=_CHOICES.get(f.name),
-                           metavar=None if f.name in _CHOICES else f.name.upper(), help=help_text)
+        group.add_argument(flag, type=kind, default=argparse.SUPPRESS, choices=_CHOICES.get(name),
+                           metavar=None if name in _CHOICES else name.upper(), help=help_text)
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    return {name: getattr(args, name) for name, _, _ in FIELDS if hasattr(args, name)}
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -119,6 +148,8 @@ def _train(args: argparse.Namespace) -> int:
         from cnnlab.distributed import launch
 
         return launch(sys.argv[1:], args.devices)
+    from cnnlab.train.config import TrainConfig
+
     config = TrainConfig.from_yaml(args.config) if args.config else None
     overrides = config_overrides(args)
     if args.dry_run:
@@ -132,6 +163,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _dry_run(args: argparse.Namespace, config: TrainConfig | None, overrides: dict[str, Any]) -> int:
     from cnnlab.spec import load_spec
+    from cnnlab.train.config import TrainConfig
 
     if args.resume:
         from pathlib import Path
