@@ -163,3 +163,42 @@ def test_cuda_batches_equal_cpu_batches() -> None:
     gpu = list(loader(s, augment=aug, device="cuda"))
     for (x1, y1), (x2, y2) in zip(cpu, gpu, strict=True):
         assert torch.allclose(x1, x2.cpu(), atol=1e-6) and torch.equal(y1, y2.cpu())
+
+
+@pytest.mark.parametrize(("nbytes", "free", "fraction", "fits"), [
+    (47_040_000 + 480_000, 80 * 2**30, 0.25, True),  # MNIST train (60,000 x 28 x 28 + int64 labels) on an 80 GB GPU
+    (25, 100, 0.25, True),  # exactly the budget
+    (26, 100, 0.25, False),
+    (1, 100, 0.0, False),  # fraction 0: never resident
+    (1, 0, 0.25, False),  # free memory unknown (0): batch by batch
+])
+def test_fits_on_device(nbytes: int, free: int, fraction: float, fits: bool) -> None:
+    from cnnlab.data.loader import fits_on_device
+
+    assert fits_on_device(nbytes, free, fraction) is fits
+
+
+def test_device_resident_gather_yields_the_cpu_batches() -> None:
+    """The gather-by-index path (run here on CPU tensors) gives the CPU path's batches, augmentation included."""
+    s = indexed_set(n=50, h=8, w=8)
+    aug = Augment(translate=2, hflip=True)
+    cpu = loader(s, augment=aug)
+    assert cpu.device_images is None  # never resident on the CPU
+    resident = loader(s, augment=aug)
+    resident.device_images, resident.device_labels = torch.from_numpy(s.images), torch.from_numpy(resident.labels)
+    for epoch in (0, 1):
+        cpu.set_epoch(epoch)
+        resident.set_epoch(epoch)
+        for (x1, y1), (x2, y2) in zip(cpu.iter_from(2), resident.iter_from(2), strict=True):
+            assert torch.allclose(x1, x2, atol=1e-6) and torch.equal(y1, y2)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_small_data_set_lives_on_the_gpu_and_a_zero_budget_does_not() -> None:
+    s = indexed_set(n=50, h=8, w=8)
+    gpu = loader(s, device="cuda")
+    assert gpu.device_images is not None and gpu.device_images.is_cuda and gpu.device_images.dtype == torch.uint8
+    x, y = next(iter(gpu))
+    assert x.is_cuda and y.is_cuda
+    assert loader(s, device="cuda", device_fraction=0.0).device_images is None

@@ -5,8 +5,11 @@ The order of an epoch is a function of ``(seed, epoch)`` only and the augmentati
 ``loader.iter_from(k)`` after an interruption yields exactly the batches ``k, k+1, ...`` that the
 uninterrupted run would have seen. No per-sample Python: a batch is one ``np.take`` of uint8 rows;
 on the CPU, augmentation and normalisation are numpy operations on the whole batch (torch's
-intra-op threads cost more than they save on batch-sized tensors); on CUDA the uint8 batch is
-copied once (pinned) and augmented and normalised there with torch operations.
+intra-op threads cost more than they save on batch-sized tensors). On CUDA/MPS a data set that fits
+(uint8 pixels + labels at most ``device_fraction`` of the free device memory, see ``fits_on_device``:
+MNIST, Fashion-MNIST, CIFAR) is copied to the device once and each batch is gathered there by index;
+a larger one goes batch by batch (a pinned uint8 copy). Either way augmentation and normalisation run
+on the device with torch operations; the batches (and their order) are the same.
 
 >>> import numpy as np
 >>> from cnnlab.data.types import ImageSet
@@ -28,6 +31,29 @@ from cnnlab.data.augment import Augment
 from cnnlab.data.types import ImageSet
 from cnnlab.errors import DataError
 
+DEVICE_FRACTION = 0.25  # keep a data set on the GPU when it needs at most this share of the free memory
+
+
+def fits_on_device(nbytes: int, free_bytes: int, fraction: float = DEVICE_FRACTION) -> bool:
+    """Whether ``nbytes`` of data may live on a device with ``free_bytes`` free (``fraction`` 0: never).
+
+    >>> fits_on_device(47_000_000, 80_000_000_000), fits_on_device(30, 100), fits_on_device(10, 100, 0.0)
+    (True, False, False)
+    """
+    return fraction > 0 and 0 <= nbytes <= fraction * free_bytes
+
+
+def free_device_memory(device: torch.device) -> int:
+    """Free bytes on a CUDA/MPS device (0 when unknown, or for the CPU)."""
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.mem_get_info(device)[0])
+        if device.type == "mps":
+            return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
+    except (RuntimeError, AttributeError):  # no driver, or an older torch without these calls
+        return 0
+    return 0
+
 
 class BatchLoader:
     """Yield ``(x, y)``: ``x`` float32 ``(B, C, H, W)`` normalised ``(x/255 - mean)/std``, ``y`` int64."""
@@ -35,7 +61,7 @@ class BatchLoader:
     def __init__(self, imageset: ImageSet, batch_size: int, *, shuffle: bool, seed: int = 0,
                  mean: Sequence[float], std: Sequence[float], device: str | torch.device = "cpu",
                  augment: Augment | None = None, drop_last: bool = False, rank: int = 0,
-                 world_size: int = 1) -> None:
+                 world_size: int = 1, device_fraction: float = DEVICE_FRACTION) -> None:
         if int(batch_size) < 1:
             raise DataError(f"batch_size must be at least 1, got {batch_size}")
         if not 0 <= rank < world_size:
@@ -60,6 +86,15 @@ class BatchLoader:
         self._scale = torch.from_numpy(self._scale_np).to(self.device)
         self._shift = torch.from_numpy(self._shift_np).to(self.device)
         self.epoch = 0
+        # the whole data set on the device (CUDA/MPS, when it fits), else None: batches travel one by one
+        self.device_images: torch.Tensor | None = None  # (N, C, H, W) uint8
+        self.device_labels: torch.Tensor | None = None  # (N,) int64
+        if self.device.type in ("cuda", "mps"):
+            nbytes = int(self.images.nbytes) + int(self.labels.nbytes)
+            if fits_on_device(nbytes, free_device_memory(self.device), device_fraction):
+                pixels = np.require(self.images, requirements=["C", "W"])  # a memmap is read-only: copy it
+                self.device_images = torch.from_numpy(pixels).to(self.device)
+                self.device_labels = torch.from_numpy(self.labels).to(self.device)
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose order (and augmentation) the next iteration yields."""
@@ -94,6 +129,9 @@ class BatchLoader:
         return self._batches(order, int(batch_index), n_batches, self.epoch)
 
     def _batches(self, order: np.ndarray, start: int, stop: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.device_images is not None:
+            yield from self._resident_batches(order, start, stop, epoch)
+            return
         on_cpu = self.device.type == "cpu"
         for k in range(max(0, start), stop):
             idx = order[k * self.batch_size:(k + 1) * self.batch_size]
@@ -114,6 +152,19 @@ class BatchLoader:
                     xt = self.augment.apply_torch(xt, draw)
                 x = xt.to(torch.float32).mul_(self._scale).sub_(self._shift)  # (B, C, H, W) on device
                 yield x, yb.pin_memory().to(self.device, non_blocking=True)
+
+    def _resident_batches(self, order: np.ndarray, start: int, stop: int,
+                          epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches gathered on the device from ``device_images``: no host copy, no transfer per batch."""
+        assert self.device_images is not None and self.device_labels is not None
+        order_t = torch.from_numpy(np.ascontiguousarray(order, dtype=np.int64)).to(self.device)  # (n,) once
+        for k in range(max(0, start), stop):
+            idx = order_t[k * self.batch_size:(k + 1) * self.batch_size]  # (B,) on the device
+            xt = self.device_images.index_select(0, idx)  # (B, C, H, W) uint8
+            if self.augment is not None:
+                xt = self.augment.apply_torch(xt, self.augment.draw(len(idx), self._rng(epoch, k)))
+            x = xt.to(torch.float32).mul_(self._scale).sub_(self._shift)  # (B, C, H, W) float32
+            yield x, self.device_labels.index_select(0, idx)
 
     def _rng(self, epoch: int, batch_index: int) -> np.random.Generator:
         """The augmentation random stream of one batch: a function of (seed, epoch, batch, rank)."""
