@@ -91,7 +91,8 @@ def _evaluate(run: Any, test: Any, lang: str) -> float:
     correct = int((res.predictions == res.labels).sum())
     print(tr("demo.accuracy", lang, acc=res.accuracy, correct=correct, n=len(test)))
     for true, pred, count in res.most_confused(3):
-        print(tr("demo.confused", lang, true=true, pred=pred, count=count))
+        times = tr("demo.times_one" if count == 1 else "demo.times_other", lang, count=count)
+        print(tr("demo.confused", lang, true=true, pred=pred, times=times))
     return float(res.accuracy)
 
 
