@@ -12,8 +12,7 @@ Names are imported on first use, so ``import cnnlab.data`` does not import torch
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cnnlab.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "load_data": "cnnlab.data.api",
@@ -29,15 +28,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cnnlab.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

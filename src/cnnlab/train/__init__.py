@@ -9,10 +9,11 @@ Names are imported on first use, so ``cnnlab.train.config`` (no torch) stays che
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import Any
+
+from cnnlab.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "train": "cnnlab.train.api",
@@ -29,18 +30,7 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cnnlab.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 class _CallableModule(types.ModuleType):
