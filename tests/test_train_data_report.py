@@ -57,7 +57,8 @@ def test_strict_exits_2_and_writes_no_checkpoint(dataset: Path, tmp_path: Path, 
 
 
 def test_the_final_report_gets_the_validation_split_and_the_language(tmp_path: Path, monkeypatch) -> None:
-    import cnnlab.report
+    import importlib
+
     from cnnlab.data import DataBundle, ImageSet
     from cnnlab.train import train
 
@@ -73,7 +74,8 @@ def test_the_final_report_gets_the_validation_split_and_the_language(tmp_path: P
         calls.append(kwargs)
         return Path(run_or_path) / "report.html"
 
-    monkeypatch.setattr(cnnlab.report, "write_report", fake_write_report)
+    # the module: `cnnlab.report` is also the function the package exports
+    monkeypatch.setattr(importlib.import_module("cnnlab.report"), "write_report", fake_write_report)
     monkeypatch.setattr("cnnlab.data.load_data", lambda *a, **k: pytest.fail("the report reloaded the data"))
     data = DataBundle(images(48), images(32), None, ["a", "b"], (0.5,), (0.25,), (1, 8, 8), source="noise")
     train(SPEC, data, out=tmp_path / "run", epochs=1, batch_size=16, threads=1, quiet=True, lang="pt")
