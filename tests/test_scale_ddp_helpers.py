@@ -178,9 +178,9 @@ def _fail(out: Path, how: str) -> None:
                     if how == "hang":
                         time.sleep(600)
                     os.kill(os.getpid(), signal.SIGKILL)
-    except dist.PeerFailure as exc:
+    except dist.PeerFailure as exc:  # what cnnlab.cli.main does with it
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        dist.exit_process(exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -53,6 +53,19 @@ class PeerFailure(RunError):
     """Another rank died, hung past the timeout, or the network between ranks broke."""
 
     exit_code = 1
+    # The broken process group still has gloo/NCCL threads waiting on the peer; the interpreter's
+    # normal teardown destroys them and can abort the process (SIGABRT, "terminate called without
+    # an active exception") after the message was printed. Callers leave with exit_process().
+    hard_exit = True
+
+
+def exit_process(code: int) -> NoReturn:
+    """Flush stdout/stderr and end the process at once with ``code``, skipping interpreter
+    teardown (which a broken process group can turn into an abort). Use after a PeerFailure."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except CnnlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if getattr(exc, "hard_exit", False):  # a distributed peer failed: see distributed.PeerFailure
+            from cnnlab.distributed import exit_process
+
+            exit_process(exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
