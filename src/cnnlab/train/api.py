@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,15 @@ class TrainingInterrupted(RunError):
 
 def train(spec: Any, data: Any = None, config: TrainConfig | None = None, *,
           out: str | os.PathLike[str] | None = None, resume: bool = False, quiet: bool = False,
-          lang: str | None = None, report: bool = True, **overrides: Any) -> Run | None:
+          lang: str | None = None, report: bool = True, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+          **overrides: Any) -> Run | None:
     """Train ``spec`` (a spec path, bundled name, dict or ``Spec``) on ``data`` and return the ``Run``.
 
     ``data``: a source for ``cnnlab.data.load_data`` (folder, ``mnist``, ``sample``...) or a
     ``DataBundle``. ``config`` plus keyword ``overrides`` (``epochs=3``) give the options.
     ``resume=True``: ``spec`` is a run folder to continue. Returns ``None`` on ranks other than 0.
+    ``on_epoch(row)`` is called after each epoch's metrics row is written (``cnnlab sweep`` prunes
+    there); an exception it raises ends the run, leaving ``status.json`` at ``running`` for the caller.
     """
     from cnnlab.distributed import cleanup, init_from_env, peer_guard
 
@@ -44,7 +48,7 @@ def train(spec: Any, data: Any = None, config: TrainConfig | None = None, *,
     progress = Progress(pick_mode(quiet), lang, enabled=dist.is_main)
     try:
         with peer_guard(dist):
-            state, bundle = _run(spec_obj, cfg, source, run_dir, resume, dist, progress)
+            state, bundle = _run(spec_obj, cfg, source, run_dir, resume, dist, progress, on_epoch)
     finally:
         progress.close()
         cleanup()
@@ -80,7 +84,7 @@ def _inputs(spec: Any, data: Any, config: TrainConfig | None, out: Any, resume: 
 
 
 def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool, dist: Any,
-         progress: Progress) -> tuple[str, Any]:
+         progress: Progress, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> tuple[str, Any]:
     """Build everything, run the loop, keep status.json truthful. Returns (final state, the DataBundle)."""
     from cnnlab.analysis import analyze
     from cnnlab.distributed import barrier, explain_batch, peer_guard
@@ -108,7 +112,7 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     train_loader, val_loader = setup.build_loaders(bundle, cfg, device, dist)
     parts = setup.Parts(model, raw, optimizer, train_loader, val_loader, device)
     steps = len(parts.train_loader) if cfg.max_steps_per_epoch is None else min(len(parts.train_loader), cfg.max_steps_per_epoch)
-    trainer = Trainer(parts, cfg, run_dir, progress, dist, steps)
+    trainer = Trainer(parts, cfg, run_dir, progress, dist, steps, on_epoch)
     if resume:
         trainer.restore(ckpt.read_state(run_dir.checkpoints / "resume.safetensors"))
         if dist.is_main:

@@ -18,6 +18,7 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -83,9 +84,10 @@ class Trainer:
     """Runs epochs over ``parts``; rank 0 writes the run folder."""
 
     def __init__(self, parts: Parts, cfg: TrainConfig, run_dir: RunDir, progress: Progress, dist: Any,
-                 steps_per_epoch: int) -> None:
+                 steps_per_epoch: int, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.p, self.cfg, self.run_dir, self.progress, self.dist = parts, cfg, run_dir, progress, dist
         self.steps_per_epoch = steps_per_epoch
+        self.on_epoch = on_epoch  # called with each epoch's metrics row (the sweep's pruning hook)
         self.schedule = LRSchedule(cfg.schedule, float(cfg.lr or 0), cfg.epochs * steps_per_epoch, cfg.warmup)
         fp16 = cfg.precision is Precision.FP16
         self.scaler = torch.amp.GradScaler(parts.device.type) if fp16 else None
@@ -133,6 +135,8 @@ class Trainer:
                 self._train_epoch()
                 row, is_best = self._end_epoch()
                 self.progress.end_epoch(row, is_best)
+                if self.on_epoch is not None:
+                    self.on_epoch(row)
                 if self.cfg.patience and self.pos.stale >= self.cfg.patience:
                     self.progress.info("train.early_stop", epoch=row["epoch"], patience=self.cfg.patience,
                                        best_epoch=self.pos.best_epoch)
