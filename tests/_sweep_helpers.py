@@ -91,7 +91,7 @@ def postgres_server(tmp: Path):
     if given:
         yield given
         return
-    pytest.importorskip("psycopg2", reason="psycopg2 is not installed (pip install 'cnnlab[sweep]')")
+    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'cnnlab[sweep]')")
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not initdb or not pg_ctl:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed: apt-get install postgresql")
@@ -127,9 +127,9 @@ def postgres_server(tmp: Path):
         url = f"postgresql://cnnlab@127.0.0.1:{port}/postgres"
         for _ in range(50):
             try:
-                import psycopg2
+                import psycopg
 
-                psycopg2.connect(url).close()
+                psycopg.connect(url).close()
                 break
             except Exception:
                 time.sleep(0.2)

@@ -19,7 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from _sweep_helpers import env, image_folder, postgres_server, run_sweep_cli, spec_file, sweep_cmd, trials_of
+from _sweep_helpers import (
+    env,
+    image_folder,
+    postgres_server,
+    run_sweep_cli,
+    spec_file,
+    sweep_cmd,
+    trials_of,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -41,8 +41,12 @@ def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.RD
     """Connect (creating the tables on first use); an unreachable or unknown URL is a ``CnnlabError``."""
     import logging
 
-    import optuna
-    import sqlalchemy.exc
+    try:
+        import optuna
+        import sqlalchemy.exc
+    except ImportError as exc:
+        raise CnnlabError(f"cnnlab sweep needs Optuna and SQLAlchemy ({exc.name} is missing); install them with: "
+                          "pip install 'cnnlab[sweep]'") from None
 
     optuna.logging.set_verbosity(logging.WARNING)
     beat = heartbeat_s or int(os.environ.get("CNNLAB_SWEEP_HEARTBEAT", HEARTBEAT_S))
@@ -54,6 +58,8 @@ def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.RD
         engine["connect_args"] = {"connect_timeout": 10} if url.startswith("postgres") else {}
     import inspect
     import warnings
+
+    url = _driver(url)
 
     params = inspect.signature(optuna.storages.RDBStorage).parameters
     callback = "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in params else "failed_trial_callback"
@@ -68,12 +74,21 @@ def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.RD
         return storage
     except ImportError as exc:
         raise CnnlabError(f"storage {redact(url)}: the database driver is missing ({exc.name or exc}); for "
-                          "PostgreSQL install it with: pip install 'cnnlab[sweep]' (psycopg2-binary)") from None
+                          "PostgreSQL install it with: pip install 'cnnlab[sweep]' (psycopg)") from None
     except (sqlalchemy.exc.SQLAlchemyError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CnnlabError(f"cannot open the study storage {redact(url)}: {first}; check that the database "
                           "server runs and accepts connections, and the URL (e.g. "
                           "postgresql://user:password@host:5432/dbname or sqlite:///path/study.db)") from None
+
+
+def _driver(url: str) -> str:
+    """``postgresql://`` means psycopg 3 to SQLAlchemy 2.1; use psycopg2 when only that one is installed."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and not importlib.util.find_spec("psycopg") and importlib.util.find_spec("psycopg2"):
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
 
 
 def _serialize_sqlite(engine: Any) -> None:
