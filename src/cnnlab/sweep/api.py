@@ -44,10 +44,11 @@ def run_sweep(spec: Any, data: str, params: Iterable[str | Param] = (), *, out: 
               storage: str | None = None, workers: int = 1, trials: int | None = None, sampler: str | None = None,
               prune: bool = False, config: Any = None, val_split: float = 0.1, test_split: float = 0.1,
               limit: int | None = None, seed: int = 0, lang: str | None = None, quiet: bool = False,
-              dry_run: bool = False, report: bool = True) -> SweepResult | Space:
+              dry_run: bool = False, report: bool = True, processes: bool = True) -> SweepResult | Space:
     """Create the study (SQLite in ``out`` unless ``storage`` is a URL), run ``workers`` local workers,
     then ``finish_sweep``. ``params``: ``"lr=log:1e-4..1e-1"``-style texts (see ``cnnlab.sweep.space``).
-    ``dry_run=True`` checks everything and returns the ``Space`` without writing anything."""
+    ``dry_run=True`` checks everything and returns the ``Space`` without writing anything.
+    ``processes=False``: one worker in this process (no live table; notebooks, tests)."""
     lang = resolve_lang(lang)
     raw_spec, spec_name = _raw_spec(spec)
     placeholders = find_placeholders(raw_spec)
@@ -81,12 +82,13 @@ def run_sweep(spec: Any, data: str, params: Iterable[str | Param] = (), *, out: 
         print(tr("sweep.start", lang, name=name, size=n, sampler=space.sampler, names=", ".join(space.names),
                  workers=workers, threads=_threads(workers), url=redact(url)), flush=True)
     del study
-    code = run_workers(folder, name, url, workers, lang=lang, quiet=quiet)
+    code = _work(folder, name, url, workers, lang, quiet, processes)
     return finish_sweep(folder, url, lang=lang, quiet=quiet, report=report, interrupted=code == 130)
 
 
 def join_sweep(sweep: str | os.PathLike[str], *, storage: str | None = None, workers: int = 1,
-               lang: str | None = None, quiet: bool = False, report: bool = True) -> SweepResult:
+               lang: str | None = None, quiet: bool = False, report: bool = True,
+               processes: bool = True) -> SweepResult:
     """Add ``workers`` workers to a sweep (another machine, or a killed sweep resumed); trials that
     finished are never rerun, a killed trial continues from its last checkpoint."""
     lang = resolve_lang(lang)
@@ -109,11 +111,19 @@ def join_sweep(sweep: str | os.PathLike[str], *, storage: str | None = None, wor
         _write_folder(folder, name, url, meta)
     if not quiet:
         print(tr("sweep.join", lang, name=name, url=redact(url), workers=workers, threads=_threads(workers)), flush=True)
-    code = run_workers(folder, name, url, workers, lang=lang, quiet=quiet)
+    code = _work(folder, name, url, workers, lang, quiet, processes)
     return finish_sweep(folder, url, lang=lang, quiet=quiet, report=report, interrupted=code == 130)
 
 
 # ------------------------------------------------------------------ workers
+def _work(folder: Path, name: str, url: str, workers: int, lang: str, quiet: bool, processes: bool) -> int:
+    if processes:
+        return run_workers(folder, name, url, workers, lang=lang, quiet=quiet)
+    from cnnlab.sweep.worker import run_worker
+
+    return run_worker(folder, name, url, _threads(1))
+
+
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 

@@ -230,7 +230,7 @@ def set_spec_value(spec: dict[str, Any], path: str, value: Any) -> None:
         raise CnnlabError(f"spec option {path!r}: layer {index} ({layer}) has no options to vary")
     (kind, body), = layer.items()
     if len(parts) == 2:
-        if isinstance(body, Mapping):
+        if isinstance(body, Mapping) and set(body) != {PLACEHOLDER}:
             raise CnnlabError(f"spec option {path!r}: layer {index} ({kind}) has several options "
                               f"({', '.join(map(str, body))}); name one, e.g. {path}.{next(iter(body))}")
         layer[kind] = value
