@@ -163,8 +163,8 @@ def _table(result: SweepResult, lang: str) -> str:
                  "" if t.value is None else f"{t.value:.2%}", "" if t.time_s is None else f"{t.time_s:.1f} s",
                  state, t.run or ""]
         cls = ' class="best"' if t.number == best else ""
-        body.append(f"<tr{cls}>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
-    return f'<table class="sweep"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+        body.append(f'<tr data-trial="{t.number}" data-state="{t.state}"{cls}>' + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+    return f'<table class="sweep" id="trials"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
 def _section(title: str, html: str, lead: str = "") -> str:
