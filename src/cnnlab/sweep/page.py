@@ -112,8 +112,9 @@ def per_option_png(result: SweepResult) -> str:
         accs = [t.value for t in done]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals)
         if numeric:
-            ax.scatter(vals, accs, s=22, alpha=0.8)
-            if params[name].log or (vals and min(vals) > 0 and max(vals) / max(min(vals), 1e-300) >= 50):
+            nums = [float(v) for v in vals if v is not None]
+            ax.scatter(nums, accs, s=22, alpha=0.8)
+            if params[name].log or (nums and min(nums) > 0 and max(nums) / min(nums) >= 50):
                 ax.set_xscale("log")
         else:
             cats = sorted({str(v) for v in vals})

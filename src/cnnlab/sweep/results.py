@@ -178,7 +178,7 @@ def trial_rows(trials: list[Any]) -> list[TrialRow]:
             host=t.user_attrs.get("host"), retry_of=t.system_attrs.get("failed_trial"))
     for row in list(rows.values()):
         if row.retry_of is not None:
-            history = next((t.system_attrs.get("retry_history", []) for t in trials if t.number == row.number), [])
+            history: list[int] = next((t.system_attrs.get("retry_history", []) for t in trials if t.number == row.number), [])
             before = history[-1] if history else row.retry_of
             if before in rows:
                 rows[before].retried_by = row.number
