@@ -168,3 +168,34 @@ def test_two_machines_share_a_postgresql_study(tmp_path: Path) -> None:
         assert len({t.user_attrs["pid"] for t in done}) >= 2
     finally:
         gen.close()
+
+
+def test_ctrl_c_saves_running_trials_and_join_resumes_them(tmp_path: Path) -> None:
+    out = tmp_path / "sw"
+    epochs = 4
+    proc = subprocess.Popen(sweep_cmd(*_args(tmp_path, out, epochs, "--workers", "2")), env=env(tmp_path),
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        _wait_for_mid_trial(out, proc)
+        proc.send_signal(signal.SIGINT)
+        log = proc.communicate(timeout=120)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, log
+    assert f"cnnlab sweep --join {out}" in log
+    before = trials_of(out)
+    stopped = [t for t in before if t.state.name == "FAIL" and t.user_attrs.get("interrupted")]
+    assert stopped and all(t.user_attrs.get("error") is None for t in stopped)
+    saved = [t for t in stopped  # the trainer saved its state (a trial still in its setup had none to save)
+             if json.loads((out / t.user_attrs["run"] / "status.json").read_text())["state"] == "interrupted"]
+    assert saved
+    for t in stopped:  # a retry that continues it is queued
+        assert [r.state.name for r in before if r.system_attrs.get("failed_trial") == t.number] == ["WAITING"]
+    res = run_sweep_cli(tmp_path, "--join", str(out), "--no-report")
+    assert res.returncode == 0, res.stdout + res.stderr
+    after = trials_of(out)
+    _check_once(after, epochs, out)
+    assert all(any(r.user_attrs.get("resumed") for r in after if r.system_attrs.get("failed_trial") == t.number)
+               for t in saved)

@@ -138,7 +138,9 @@ def _check_workers(workers: int) -> None:
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Linux: the worker gets SIGKILL when the sweep process dies (kill -9 included)."""
+    """Linux: the worker gets SIGKILL when the sweep process dies (kill -9 included). SIGINT is reset to
+    its default (a sweep started in the background ignores it) so that the forwarded Ctrl-C arrives."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         import ctypes
 
@@ -159,11 +161,16 @@ def run_workers(folder: Path, name: str, url: str, workers: int, *, lang: str = 
     env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [os.environ.get("PYTHONPATH")])])
     host = re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname())
     procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+    stop = logs / f"stop-{host}-{os.getpid()}"  # exists = start no new trial (a stop that came between trials)
+    stop.unlink(missing_ok=True)
     for i in range(workers):
         log = logs / f"worker-{host}-{os.getpid()}-{i}.log"
         with open(log, "ab") as fh:
-            cmd = [sys.executable, "-m", "cnnlab.sweep.worker", str(folder), "--name", name, "--threads", str(threads)]
-            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env,
+            cmd = [sys.executable, "-m", "cnnlab.sweep.worker", str(folder), "--name", name, "--threads", str(threads),
+                   "--stop-file", str(stop)]
+            # own session: a Ctrl-C on the terminal reaches the workers once, forwarded below (a second
+            # SIGINT would make a trainer abort without saving); they still die with this process
+            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                     preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         procs.append((proc, log))
     study = load_study(open_storage(url), name)
@@ -174,6 +181,7 @@ def run_workers(folder: Path, name: str, url: str, workers: int, *, lang: str = 
             table.update(trial_rows(study.get_trials(deepcopy=False)))
             time.sleep(1.0)
     except KeyboardInterrupt:
+        stop.touch()
         for p, _ in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)  # each trainer saves its state; the trial is queued to resume

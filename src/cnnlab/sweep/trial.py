@@ -77,6 +77,8 @@ class Objective:
         self._check_surplus(trial)
         values = {p.name: suggest(trial, p) for p in self.space.params}
         folder, resume = self._folder(trial)
+        if trial.user_attrs.get("interrupted"):  # copied from the trial this retry continues
+            trial.set_user_attr("interrupted", False)
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
         trial.set_user_attr("run", os.path.relpath(folder, self.root))

@@ -81,7 +81,8 @@ def requeue_interrupted(study: optuna.Study) -> None:
             retry(study, t)
 
 
-def run_worker(root: Path, name: str, url: str, threads: int, heartbeat_s: int | None = None) -> int:
+def run_worker(root: Path, name: str, url: str, threads: int, heartbeat_s: int | None = None,
+               stop_file: Path | None = None) -> int:
     """Run trials until the study has none left. Returns an exit code (0, or 130 after Ctrl-C)."""
     import warnings
 
@@ -97,6 +98,8 @@ def run_worker(root: Path, name: str, url: str, threads: int, heartbeat_s: int |
     meta = study.user_attrs[META_KEY]
     objective = Objective(root, meta, load_sweep_data(meta), threads)
     while True:
+        if stop_file is not None and stop_file.exists():
+            return 130
         optuna.storages.fail_stale_trials(study)  # dead workers' trials -> FAIL + a queued retry
         can_start, running = remaining(study, meta)
         if can_start:
@@ -120,12 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", help="the sweep folder (trial run folders go in FOLDER/trials)")
     parser.add_argument("--name", required=True, help="study name")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for this worker's trials")
+    parser.add_argument("--stop-file", type=Path, help="start no new trial once this file exists")
     args = parser.parse_args(argv)
     url = os.environ.get("CNNLAB_SWEEP_STORAGE", "")  # not on the command line: it may hold a password
     from cnnlab.errors import CnnlabError
 
     try:
-        return run_worker(Path(args.folder), args.name, url, args.threads)
+        return run_worker(Path(args.folder), args.name, url, args.threads, stop_file=args.stop_file)
     except CnnlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
