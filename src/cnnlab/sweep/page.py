@@ -114,7 +114,7 @@ def per_option_png(result: SweepResult) -> str:
         if numeric:
             nums = [float(v) for v in vals if v is not None]
             ax.scatter(nums, accs, s=22, alpha=0.8)
-            if params[name].log or (nums and min(nums) > 0 and max(nums) / min(nums) >= 50):
+            if params[name].log or (nums and min(nums) > 0 and max(nums) / min(nums) >= 10):
                 ax.set_xscale("log")
         else:
             cats = sorted({str(v) for v in vals})
@@ -138,6 +138,9 @@ def curves_png(result: SweepResult, top: int = CURVES_TOP) -> str | None:
     for t in best:
         ax.plot([e for e, _ in t.curve], [a for _, a in t.curve], marker="o", ms=3,
                 label=f"#{t.number} {options_text(t, names)}")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("val acc")
     ax.grid(alpha=0.3)
