@@ -5,7 +5,9 @@
 Runs ``cnnlab sweep keras-mnist --data $CNNLAB_MNIST -p lr=0.001,0.003,0.01,0.03 -p batch_size=32,64,128
 -p epochs=E --limit N --workers W`` in a fresh process for each W (sweep folders under $TMPDIR), and
 records the wall time, the trials' validation accuracies, the winner and its test accuracy. Writes
-``bench/results/sweep_grid.json``; the last report page is kept as ``bench/results/sweep_grid_report.html``.
+``bench/results/sweep_grid.json``. The screenshot ``bench/results/sweep_report.png`` comes from the browser
+test run on the last sweep folder: ``CNNLAB_SWEEP_REPORT=$TMPDIR/cnnlab-bench-sweep/w1
+CNNLAB_SWEEP_SCREENSHOT=bench/results/sweep_report.png .venv/bin/python -m pytest -m slow tests/test_sweep_browser.py``.
 """
 
 from __future__ import annotations
@@ -61,7 +63,6 @@ def main() -> None:
         print(f"--workers {w}: {r['wall_s']} s (12 trials), best trial {r['best']}, test {r['test']}", flush=True)
         runs.append(r)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(runs[-1]["report"], RESULTS / "sweep_grid_report.html")
     info = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "limit": args.limit, "epochs": args.epochs,
             "runs": runs}
     (RESULTS / "sweep_grid.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -138,9 +138,8 @@ def curves_png(result: SweepResult, top: int = CURVES_TOP) -> str | None:
     for t in best:
         ax.plot([e for e, _ in t.curve], [a for _, a in t.curve], marker="o", ms=3,
                 label=f"#{t.number} {options_text(t, names)}")
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    epochs = sorted({e for t in best for e, _ in t.curve})
+    ax.set_xticks(epochs if len(epochs) <= 12 else epochs[:: max(1, len(epochs) // 10)])
     ax.set_xlabel("epoch")
     ax.set_ylabel("val acc")
     ax.grid(alpha=0.3)
