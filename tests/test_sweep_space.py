@@ -130,3 +130,31 @@ def test_unreachable_storage_is_a_clear_error(tmp_path: Path) -> None:
     assert "secret" not in text
     with pytest.raises(CnnlabError, match="cannot open the study storage"):
         open_storage("sqlite:////nonexistent-dir/x/study.db")
+
+
+def test_a_trial_killed_before_reading_its_values_is_retried_with_its_grid_point(tmp_path: Path) -> None:
+    """The retry of a claimed-but-unstarted grid trial carries that trial's point (not a new sample)."""
+    from cnnlab.sweep.api import _create
+    from cnnlab.sweep.storage import fail_and_retry
+
+    space = build_space([parse_param("lr=0.1,0.2,0.3"), parse_param("batch_size=8,16")], OPTIONS)
+    url = f"sqlite:///{tmp_path}/study.db"
+    study = _create(tmp_path, "s", url, {"space": space.to_dict(), "trials": 6, "seed": 0}, space)
+    claimed = study.ask()  # a worker claims the first queued point ... and dies before suggesting
+    frozen = study.get_trials(deepcopy=False)[claimed.number]
+    assert frozen.params == {} and frozen.user_attrs["point"] == 0
+    assert fail_and_retry(study, frozen)
+    assert not fail_and_retry(study, frozen)  # a second process finds it already failed: no second retry
+    again = load_study_trials(url)
+    retries = [t for t in again if t.user_attrs.get("retry_of") == claimed.number]
+    assert len(retries) == 1 and retries[0].state.name == "WAITING"
+    assert retries[0].user_attrs["continues"] == claimed.number
+    lr, bs = next(iter(itertools.product([0.1, 0.2, 0.3], [8, 16])))
+    fixed = [r for r in again if r.number == retries[0].number][0].system_attrs["fixed_params"]
+    assert fixed == {"lr": lr, "batch_size": bs}
+
+
+def load_study_trials(url: str) -> list:
+    from cnnlab.sweep.storage import load_study, open_storage
+
+    return load_study(open_storage(url), "s").get_trials(deepcopy=False)

@@ -127,9 +127,9 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
         assert t.state.name == "COMPLETE" and t.value == value and not t.user_attrs.get("resumed")
     for number in killed:  # each killed trial failed (no heartbeat) and exactly one retry completed it
         assert after[number].state.name == "FAIL"
-        retries = [t for t in after if t.system_attrs.get("failed_trial") == number]
+        retries = [t for t in after if t.user_attrs.get("retry_of") == number]
         assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
-        assert retries[0].user_attrs["run"] == after[number].user_attrs["run"]  # continued in its own folder
+        assert retries[0].user_attrs["run"] == f"trials/{number:04d}"  # continued in its own run folder
     resumed = [t for t in after if t.user_attrs.get("resumed")]
     assert resumed, "a trial killed after its first epoch resumes from its checkpoint"
 
@@ -192,10 +192,10 @@ def test_ctrl_c_saves_running_trials_and_join_resumes_them(tmp_path: Path) -> No
              if json.loads((out / t.user_attrs["run"] / "status.json").read_text())["state"] == "interrupted"]
     assert saved
     for t in stopped:  # a retry that continues it is queued
-        assert [r.state.name for r in before if r.system_attrs.get("failed_trial") == t.number] == ["WAITING"]
+        assert [r.state.name for r in before if r.user_attrs.get("retry_of") == t.number] == ["WAITING"]
     res = run_sweep_cli(tmp_path, "--join", str(out), "--no-report")
     assert res.returncode == 0, res.stdout + res.stderr
     after = trials_of(out)
     _check_once(after, epochs, out)
-    assert all(any(r.user_attrs.get("resumed") for r in after if r.system_attrs.get("failed_trial") == t.number)
+    assert all(any(r.user_attrs.get("resumed") for r in after if r.user_attrs.get("retry_of") == t.number)
                for t in saved)

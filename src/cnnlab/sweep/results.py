@@ -175,12 +175,10 @@ def trial_rows(trials: list[Any]) -> list[TrialRow]:
             value=value, time_s=t.user_attrs.get("time_s"), epochs=t.user_attrs.get("epochs_done"),
             run=t.user_attrs.get("run"), error=t.user_attrs.get("error"),
             curve=sorted((int(k), float(v)) for k, v in t.intermediate_values.items()),
-            host=t.user_attrs.get("host"), retry_of=t.system_attrs.get("failed_trial"))
-    for row in list(rows.values()):
-        if row.retry_of is not None:
-            history: list[int] = next((t.system_attrs.get("retry_history", []) for t in trials if t.number == row.number), [])
-            before = history[-1] if history else row.retry_of
-            if before in rows:
-                rows[before].retried_by = row.number
-                rows[before].state = "retried"
+            host=t.user_attrs.get("host"), retry_of=t.user_attrs.get("continues"))
+    for t in trials:
+        before = t.user_attrs.get("retry_of")  # the attempt this trial continues
+        if before in rows and t.number in rows:
+            rows[before].retried_by = t.number
+            rows[before].state = "retried"
     return [rows[n] for n in sorted(rows)]

@@ -37,6 +37,11 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
+def heartbeat_seconds(given: int | None = None) -> int:
+    """The heartbeat interval: ``given``, else ``$CNNLAB_SWEEP_HEARTBEAT``, else 10 s."""
+    return int(given or os.environ.get("CNNLAB_SWEEP_HEARTBEAT") or HEARTBEAT_S)
+
+
 def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.RDBStorage:
     """Connect (creating the tables on first use); an unreachable or unknown URL is a ``CnnlabError``."""
     import logging
@@ -49,7 +54,7 @@ def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.RD
                           "pip install 'cnnlab[sweep]'") from None
 
     optuna.logging.set_verbosity(logging.WARNING)
-    beat = heartbeat_s or int(os.environ.get("CNNLAB_SWEEP_HEARTBEAT", HEARTBEAT_S))
+    beat = heartbeat_seconds(heartbeat_s)
     engine: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine["connect_args"] = {"timeout": 60}  # workers wait for each other's short write locks
@@ -68,7 +73,7 @@ def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.RD
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = optuna.storages.RDBStorage(
                 url, engine_kwargs=engine, heartbeat_interval=beat, grace_period=beat * GRACE_FACTOR,
-                **{callback: _retry_callback()})
+                **{callback: retry})
         if url.startswith("sqlite"):
             _serialize_sqlite(storage.engine)
         return storage
@@ -112,20 +117,43 @@ def _serialize_sqlite(engine: Any) -> None:
     engine.dispose()  # connections made while creating the tables lack the hooks
 
 
-def _retry_callback() -> Any:
-    import warnings
-
-    import optuna
-
-    cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return cls(max_retry=3, inherit_intermediate_values=True)
+MAX_ATTEMPTS = 3  # a trial is retried at most this many times (then it stays failed)
 
 
 def retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Queue a copy of ``trial`` that continues its run folder (a killed or interrupted trial)."""
-    _retry_callback()(study, trial)
+    """Queue a copy of ``trial`` (killed, or stopped with Ctrl-C) that continues its run folder.
+
+    Called by exactly one process: the one whose update marked ``trial`` failed. The copy carries the
+    trial's values: its params, or, for a trial killed before it read them, its queued grid/random point.
+    """
+    attempt = int(trial.user_attrs.get("attempt", 0)) + 1
+    if attempt > MAX_ATTEMPTS:
+        return
+    params = dict(trial.params)
+    if not params and "point" in trial.user_attrs:
+        from cnnlab.sweep.space import Space
+
+        meta = study.user_attrs[META_KEY]
+        space = Space.from_dict(meta["space"])
+        points = (space.grid_points() if space.sampler == "grid"
+                  else space.random_points(int(meta["trials"]), int(meta["seed"])))
+        params = points[int(trial.user_attrs["point"])]
+    attrs = {k: v for k, v in trial.user_attrs.items() if k == "point"}
+    attrs.update(continues=int(trial.user_attrs.get("continues", trial.number)), retry_of=trial.number,
+                 attempt=attempt)
+    study.enqueue_trial(params or None, user_attrs=attrs)
+
+
+def fail_and_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+    """Mark a running trial failed and queue its retry; False when another process got there first."""
+    import optuna
+
+    try:
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    except (ValueError, RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+        return False
+    retry(study, trial)
+    return True
 
 
 def create_study(storage: optuna.storages.RDBStorage, name: str, meta: dict[str, Any]) -> optuna.Study:

@@ -73,7 +73,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         import optuna
 
-        self.original = _frozen(trial).system_attrs.get("failed_trial")  # a retry: the trial it continues
+        self.original = trial.user_attrs.get("continues")  # a retry: the trial whose run folder it continues
         self._check_surplus(trial)
         values = {p.name: suggest(trial, p) for p in self.space.params}
         folder, resume = self._folder(trial)
@@ -111,7 +111,7 @@ class Objective:
         if self.space.sampler != "tpe" or "point" in trial.user_attrs or self.original is not None:
             return
         fresh = [t for t in trial.study.get_trials(deepcopy=False)
-                 if t.number < trial.number and t.system_attrs.get("failed_trial") is None
+                 if t.number < trial.number and "continues" not in t.user_attrs
                  and "point" not in t.user_attrs]
         if len(fresh) >= int(self.meta["trials"]):
             trial.set_user_attr("surplus", True)
@@ -160,10 +160,6 @@ class Objective:
         trial.set_user_attr("epochs_done", len(run.metrics))
         trial.set_user_attr("best_epoch", int(np.argmax(accs)) + 1)
         return float(max(accs))
-
-
-def _frozen(trial: optuna.Trial) -> optuna.trial.FrozenTrial:
-    return next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
 
 
 def _mark_pruned(folder: Path) -> None:

@@ -62,7 +62,7 @@ def remaining(study: optuna.Study, meta: dict[str, Any]) -> tuple[int, int]:
     waiting = sum(t.state == TrialState.WAITING for t in trials)
     running = sum(t.state == TrialState.RUNNING for t in trials)
     if meta["space"]["sampler"] == "tpe":
-        fresh = sum(t.system_attrs.get("failed_trial") is None and not t.user_attrs.get("surplus") for t in trials)
+        fresh = sum("continues" not in t.user_attrs and not t.user_attrs.get("surplus") for t in trials)
         waiting += max(0, int(meta["trials"]) - fresh)
     return waiting, running
 
@@ -74,11 +74,26 @@ def requeue_interrupted(study: optuna.Study) -> None:
     from cnnlab.sweep.storage import retry
 
     trials = study.get_trials(deepcopy=False)
-    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    retried = {t.user_attrs.get("retry_of") for t in trials}
     for t in trials:
         if (t.state == TrialState.FAIL and t.user_attrs.get("interrupted") and t.user_attrs.get("pid") == os.getpid()
                 and t.number not in retried):
             retry(study, t)
+
+
+def fail_unstarted(study: optuna.Study, after_s: float) -> None:
+    """Trials claimed by a worker that died before its first heartbeat (Optuna never sees them stale):
+    running for ``after_s`` seconds without the ``pid`` a live worker records first thing."""
+    from datetime import datetime
+
+    from optuna.trial import TrialState
+
+    from cnnlab.sweep.storage import fail_and_retry
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        start = t.datetime_start
+        if "pid" not in t.user_attrs and start is not None and (datetime.now() - start).total_seconds() > after_s:
+            fail_and_retry(study, t)
 
 
 def run_worker(root: Path, name: str, url: str, threads: int, heartbeat_s: int | None = None,
@@ -88,7 +103,7 @@ def run_worker(root: Path, name: str, url: str, threads: int, heartbeat_s: int |
 
     import optuna
 
-    from cnnlab.sweep.storage import META_KEY
+    from cnnlab.sweep.storage import META_KEY, heartbeat_seconds
     from cnnlab.sweep.trial import Objective, load_sweep_data
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the sweep's own table reports failures
@@ -101,6 +116,7 @@ def run_worker(root: Path, name: str, url: str, threads: int, heartbeat_s: int |
         if stop_file is not None and stop_file.exists():
             return 130
         optuna.storages.fail_stale_trials(study)  # dead workers' trials -> FAIL + a queued retry
+        fail_unstarted(study, 10 * heartbeat_seconds(heartbeat_s))
         can_start, running = remaining(study, meta)
         if can_start:
             try:
