@@ -73,7 +73,7 @@ def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.RD
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = optuna.storages.RDBStorage(
                 url, engine_kwargs=engine, heartbeat_interval=beat, grace_period=beat * GRACE_FACTOR,
-                **{callback: retry})
+                **{callback: retry})  # type: ignore[arg-type]  # the keyword's name depends on the version
         if url.startswith("sqlite"):
             _serialize_sqlite(storage.engine)
         return storage
@@ -141,7 +141,7 @@ def retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     attrs = {k: v for k, v in trial.user_attrs.items() if k == "point"}
     attrs.update(continues=int(trial.user_attrs.get("continues", trial.number)), retry_of=trial.number,
                  attempt=attempt)
-    study.enqueue_trial(params or None, user_attrs=attrs)
+    study.enqueue_trial(params, user_attrs=attrs)
 
 
 def fail_and_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
