@@ -71,14 +71,20 @@ class Objective:
         self.space = Space.from_dict(meta["space"])
 
     def __call__(self, trial: optuna.Trial) -> float:
+        try:
+            return self._objective(trial)
+        except KeyboardInterrupt:  # Ctrl-C anywhere in the trial: this worker queues it to resume
+            trial.set_user_attr("pid", os.getpid())
+            trial.set_user_attr("interrupted", True)
+            raise
+
+    def _objective(self, trial: optuna.Trial) -> float:
         import optuna
 
         self.original = trial.user_attrs.get("continues")  # a retry: the trial whose run folder it continues
         self._check_surplus(trial)
         values = {p.name: suggest(trial, p) for p in self.space.params}
         folder, resume = self._folder(trial)
-        if trial.user_attrs.get("interrupted"):  # copied from the trial this retry continues
-            trial.set_user_attr("interrupted", False)
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
         trial.set_user_attr("run", os.path.relpath(folder, self.root))
@@ -89,12 +95,8 @@ class Objective:
             _mark_pruned(folder)
             trial.set_user_attr("time_s", round(time.perf_counter() - start, 2))
             raise
-        except KeyboardInterrupt:
-            trial.set_user_attr("interrupted", True)
-            raise
         except CnnlabError as exc:
             if getattr(exc, "exit_code", 2) == 130:  # TrainingInterrupted: state saved, retry continues it
-                trial.set_user_attr("interrupted", True)
                 raise KeyboardInterrupt from None
             trial.set_user_attr("error", str(exc))
             trial.set_user_attr("time_s", round(time.perf_counter() - start, 2))
