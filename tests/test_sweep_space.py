@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import random
+import warnings
 from pathlib import Path
 
 import pytest
@@ -140,7 +141,9 @@ def test_a_trial_killed_before_reading_its_values_is_retried_with_its_grid_point
     space = build_space([parse_param("lr=0.1,0.2,0.3"), parse_param("batch_size=8,16")], OPTIONS)
     url = f"sqlite:///{tmp_path}/study.db"
     study = _create(tmp_path, "s", url, {"space": space.to_dict(), "trials": 6, "seed": 0}, space)
-    claimed = study.ask()  # a worker claims the first queued point ... and dies before suggesting
+    with warnings.catch_warnings():  # "heartbeat ... supposed to be used with Study.optimize": as a worker does
+        warnings.simplefilter("ignore", UserWarning)
+        claimed = study.ask()  # a worker claims the first queued point ... and dies before suggesting
     frozen = study.get_trials(deepcopy=False)[claimed.number]
     assert frozen.params == {} and frozen.user_attrs["point"] == 0
     assert fail_and_retry(study, frozen)
