@@ -18,7 +18,7 @@ import pytest
 
 from cnnlab.analysis import analyze
 from cnnlab.cli import main
-from cnnlab.render import render
+from cnnlab.analysis.render import render
 
 GOLDEN = Path(__file__).parent / "golden"
 

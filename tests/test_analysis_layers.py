@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from cnnlab import layers as L
+from cnnlab.model import layers as L
 from cnnlab.model import build
 
 

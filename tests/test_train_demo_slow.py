@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab.demo import run_demo
+from cnnlab.workflows.demo import run_demo
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,8 @@ import torch
 
 from cnnlab.data import DataBundle, ImageSet
 from cnnlab.errors import CnnlabError, RunError, TrainingDiverged
-from cnnlab.train import TrainingInterrupted, load_run, train
+from cnnlab.train import TrainingInterrupted, load_run
+from cnnlab.workflows import train
 from cnnlab.train import checkpoint as ckpt
 from cnnlab.train.trainer import Trainer
 

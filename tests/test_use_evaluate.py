@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from _use_helpers import FakeRun, TinySet, one_thread, random_set, tiny_cnn  # noqa: F401  (fixture)
 from cnnlab.errors import DataError
-from cnnlab.evaluate import (
+from cnnlab.inference.evaluation import (
     averages,
     confusion_matrix,
     evaluate,

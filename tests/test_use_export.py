@@ -17,7 +17,7 @@ from cnnlab.errors import CnnlabError
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'cnnlab[onnx]')")
 onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install 'cnnlab[onnx]')")
 
-from cnnlab.export import export  # noqa: E402
+from cnnlab.inference.export_onnx import export  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -66,7 +66,7 @@ def test_failed_check_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_missing_onnxruntime_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cnnlab.export as mod
+    from cnnlab.inference import export_onnx as mod
 
     real = importlib.import_module
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from _use_helpers import one_thread, stripes_set  # noqa: F401  (fixture)
 from cnnlab.errors import CnnlabError
-from cnnlab.lr_find import lr_find, suggest
+from cnnlab.train.lr_find import lr_find, suggest
 from cnnlab.train import TrainConfig
 
 MEAN, STD = (0.3,), (0.35,)
@@ -63,7 +63,9 @@ def test_suggestion_is_sensible_and_model_untouched(tmp_path: Path) -> None:
     at_suggestion = _loss_after_training(_model(), data, res.suggestion)
     at_start = _loss_after_training(_model(), data, 1e-6)
     assert at_suggestion < 0.5 * at_start, (at_suggestion, at_start)
-    plot = res.plot(tmp_path / "lr.png")
+    from cnnlab.visualize import plot_lr_find
+
+    plot = plot_lr_find(res, tmp_path / "lr.png")
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list(tmp_path.glob(".*tmp")) == []
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from _use_helpers import FakeRun, one_thread, tiny_cnn  # noqa: F401  (fixture)
 from cnnlab.errors import CnnlabError
-from cnnlab.predict import expand_inputs, predict
+from cnnlab.inference.prediction import expand_inputs, predict
 
 CLASSES = ["zero", "one", "two", "three", "four"]
 

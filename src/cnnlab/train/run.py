@@ -133,12 +133,9 @@ class Run:
 
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
         """uint8 ``(N, C, H, W)`` -> float32 ``(x/255 - mean)/std`` on the model's device."""
-        # torch cannot share a read-only buffer (a cached memmap, np.broadcast_to...) and warns on it:
-        # copy only when the array is read-only or not C-contiguous, else share it without a copy
-        x = torch.from_numpy(np.require(images, requirements=["C", "W"])).to(self.device).float().div_(255)  # (N, C, H, W)
-        mean = torch.tensor(self.mean, device=self.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=self.device).view(1, -1, 1, 1)
-        return (x - mean) / std
+        from cnnlab.data.normalise import normalise
+
+        return normalise(images, self.mean, self.std, self.device)  # (N, C, H, W) float32
 
 
 def load_run(path: str | os.PathLike[str], which: str = "best", device: str | torch.device = "cpu") -> Run:

@@ -14,7 +14,7 @@ import enum
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from cnnlab.spec import (
+from cnnlab.spec.types import (
     LRN,
     Act,
     Activation,

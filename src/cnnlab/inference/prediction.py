@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import CnnlabError, DataError, did_you_mean
-from cnnlab.use_common import RunLike, model_device, preprocess_batch
+from cnnlab.inference.common import RunLike, preprocess_batch
+from cnnlab.model import model_device
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 _GLOB_CHARS = set("*?[")

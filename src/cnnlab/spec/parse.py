@@ -24,7 +24,7 @@ import yaml
 
 from cnnlab.errors import SpecError, did_you_mean
 from cnnlab.i18n import tr
-from cnnlab.spec import (
+from cnnlab.spec.types import (
     LAYER_CLASSES,
     Flatten,
     Kind,
@@ -33,7 +33,7 @@ from cnnlab.spec import (
     Residual,
     Spec,
 )
-from cnnlab.spec_convert import CONVERTERS, Bad
+from cnnlab.spec.convert import CONVERTERS, Bad
 
 TOP_KEYS = ("name", "input", "layers", "description")
 # names people bring from Keras/PyTorch -> our kind

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab import layers as L
+from cnnlab.model import layers as L
 from cnnlab.analysis import Analysis, LayerAnalysis, analyze
-from cnnlab.model_summary import summary
+from cnnlab.model.summary import summary
 from cnnlab.spec import (
     LRN,
     Act,
@@ -43,7 +43,7 @@ from cnnlab.spec import (
     load_spec,
 )
 
-__all__ = ["CnnlabNet", "build", "summary", "activation_module"]
+__all__ = ["CnnlabNet", "activation_module", "build", "model_device", "summary"]
 
 
 class CnnlabNet(nn.Module):
@@ -168,3 +168,12 @@ def _residual(layer: Residual, row: LayerAnalysis) -> L.Residual:
             nn.Conv2d(c_in, k, 1, stride=row.resolved["stride"], bias=False), nn.BatchNorm2d(k)
         )
     return L.Residual(branch, shortcut, activation_module(layer.activation) or nn.Identity())
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a model with none)."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
