@@ -102,3 +102,13 @@ def decimal(x: Any, lang: str = "en", digits: int = 4) -> str:
 def short(x: float, lang: str = "en") -> str:
     """Shortest decimal (``:g``): 0.5 (en) or 0,5 (pt)."""
     return point(f"{x:g}", lang)
+
+
+def count(n: int, noun: str, lang: str = "en") -> str:
+    """``n`` and its noun, singular or plural from the catalog (``count.<noun>.one`` / ``.other``).
+
+    >>> count(1, "epoch"), count(14, "epoch", "pt"), count(10000, "image", "pt")
+    ('1 epoch', '14 épocas', '10.000 imagens')
+    """
+    form = "one" if int(n) == 1 else "other"
+    return tr(f"count.{noun}.{form}", lang, n=integer(n, lang))

@@ -14,6 +14,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from cnnlab.cli.help import HelpFormatter, command_names, unknown_command
 from cnnlab.errors import CnnlabError
 
 COMMAND_MODULES = ("analysis_cmds", "data_cmds", "train_cmds", "use_cmds", "show_cmds", "scale_cmds")
@@ -23,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnnlab",
         description="Describe, understand, train and inspect convolutional neural networks.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action=_VersionAction, nargs=0, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -40,7 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    mistyped = unknown_command(words[0], command_names(parser)) if words else None
+    if mistyped:
+        print(f"error: {mistyped}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(words)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

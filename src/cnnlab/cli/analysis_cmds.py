@@ -15,11 +15,13 @@ import argparse
 import sys
 from typing import Any
 
+from cnnlab.cli.help import HelpFormatter
+
 FORMATS = ("table", "json", "markdown", "csv")
 
 
 def register(sub: Any) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
     p = sub.add_parser(
         "summary", formatter_class=fmt,
         help="explain a network layer by layer: shapes, parameters with formulas, MACs, receptive field, memory",

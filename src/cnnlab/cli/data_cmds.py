@@ -16,6 +16,9 @@ import json
 import sys
 from typing import Any
 
+from cnnlab.cli.help import HelpFormatter
+from cnnlab.data import defaults
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -23,13 +26,13 @@ def register(subparsers: Any) -> None:
         help="inspect a dataset: classes and counts per split, sizes, modes, bad files, duplicates",
         description="Inspect a dataset (an image folder, IDX/CIFAR files, a CSV of path,label, or a name: "
                     "sample, mnist, fashion-mnist, cifar10, cifar100 looked up in $CNNLAB_DATA).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("source", nargs="?", help="folder, file or dataset name")
     p.add_argument("--format", choices=["text", "json"], default="text", help="output format")
-    p.add_argument("--val-split", type=float, default=0.2, help="validation fraction drawn when the source has no val split")
-    p.add_argument("--test-split", type=float, default=0.0, help="test fraction drawn when the source has no test split")
-    p.add_argument("--seed", type=int, default=0, help="seed of the stratified split")
+    p.add_argument("--val-split", type=float, default=defaults.VAL_SPLIT, help="validation fraction drawn when the source has no val split")
+    p.add_argument("--test-split", type=float, default=defaults.TEST_SPLIT, help="test fraction drawn when the source has no test split")
+    p.add_argument("--seed", type=int, default=defaults.SEED, help="seed of the stratified split")
     p.add_argument("--strict", action="store_true", help="exit 2 when any file cannot be read")
     p.add_argument("--no-download", action="store_true", help="never download a named dataset")
     p.add_argument("--show", type=int, default=20, help="skipped files and duplicates listed in text output")

@@ -15,6 +15,8 @@ import json
 import os
 from typing import Any
 
+from cnnlab.cli.help import HelpFormatter
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -23,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Show what this machine offers for training: CPU threads, CUDA GPUs (name, "
                     "memory, bf16), Apple MPS, the distributed backends (nccl, gloo) and, inside a "
                     "torchrun job, what this rank sees.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(func=_devices)

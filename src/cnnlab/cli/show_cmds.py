@@ -19,10 +19,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cnnlab.cli.help import HelpFormatter
 from cnnlab.errors import CnnlabError, did_you_mean
 from cnnlab.i18n import resolve_lang
 
-_FMT = argparse.ArgumentDefaultsHelpFormatter
+_FMT = HelpFormatter
 SPLITS = ("auto", "val", "test", "train")
 
 
@@ -197,12 +198,13 @@ def cmd_curves(args: argparse.Namespace) -> int:
 
 
 def _evaluated(args: argparse.Namespace, lang: str) -> tuple[Any, Any, Any]:
-    from cnnlab.inference.evaluation import evaluate
+    from cnnlab.data.defaults import EVAL_BATCH_SIZE
     from cnnlab.inference.dataset import evaluation_set
+    from cnnlab.inference.evaluation import evaluate
 
     run = _load(args)
     images, _label = evaluation_set(run, args.data, args.split, lang, max_images=None)
-    batch = int(getattr(run.config, "eval_batch_size", 256) or 256)
+    batch = int(getattr(run.config, "eval_batch_size", EVAL_BATCH_SIZE) or EVAL_BATCH_SIZE)
     return run, images, evaluate(run, images, batch_size=batch)
 
 

@@ -16,6 +16,9 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from cnnlab.cli.help import HelpFormatter
+from cnnlab.data import defaults
+
 if TYPE_CHECKING:
     from cnnlab.train.config import TrainConfig
 
@@ -33,10 +36,10 @@ FIELDS: tuple[tuple[str, type, object], ...] = (
     ("augment", bool, True),
     ("translate", int, None),
     ("hflip", bool, None),
-    ("val_split", float, 0.1),
-    ("resize", str, "crop"),
+    ("val_split", float, defaults.VAL_SPLIT),
+    ("resize", str, defaults.RESIZE),
     ("strict", bool, False),
-    ("seed", int, 0),
+    ("seed", int, defaults.SEED),
     ("device", str, "auto"),
     ("precision", str, "fp32"),
     ("channels_last", bool, None),
@@ -44,7 +47,7 @@ FIELDS: tuple[tuple[str, type, object], ...] = (
     ("sync_bn", bool, False),
     ("patience", int, None),
     ("threads", int, None),
-    ("eval_batch_size", int, 512),
+    ("eval_batch_size", int, defaults.EVAL_BATCH_SIZE),
     ("checkpoint_minutes", float, 5.0),
     ("checkpoint_steps", int, 0),
     ("max_steps_per_epoch", int, None),
@@ -88,14 +91,7 @@ _CHOICES: dict[str, list[str]] = {
 }
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except where the help already says it or there is none (None/False)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
-        if "default:" in text or action.default in (None, False):
-            return text
-        return super()._get_help_string(action)
+_Formatter = HelpFormatter
 
 
 def register(sub: Any) -> None:
@@ -131,7 +127,9 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("training options")
     for name, kind, default in FIELDS:
         flag = "--" + name.replace("_", "-")
-        help_text = f"{_HELP.get(name, name)} (default: {default})"
+        text = _HELP.get(name, name)
+        shown = "off" if default is None and "(None:" not in text else default
+        help_text = text if shown is None else f"{text} (default: {shown})"
         if kind is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
             continue

@@ -14,17 +14,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cnnlab.cli.help import HelpFormatter
+from cnnlab.data import defaults
 from cnnlab.errors import CnnlabError, RunError
 from cnnlab.i18n import resolve_lang, tr
 
-
-class _FMT(argparse.ArgumentDefaultsHelpFormatter):
-    """Show defaults in --help, except ``None`` ("decided elsewhere": the help text says by what)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or isinstance(action.default, bool):
-            return action.help
-        return super()._get_help_string(action)
+_FMT = HelpFormatter
 
 
 OUTPUT_FORMATS = ("table", "json", "csv")
@@ -57,7 +52,7 @@ def _register_evaluate(sub: Any) -> None:
     p.add_argument("--split", choices=("auto", "test", "val", "train", "all"), default="auto",
                    help="which split; auto = the test split if the source has one, else the run's held-out "
                    "validation split (its own source) or all images (another source); all = train + val")
-    p.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    p.add_argument("--batch-size", type=int, default=defaults.EVAL_BATCH_SIZE, help="images per forward pass")
     p.add_argument("--top-k", type=int, nargs="+", default=[1, 3, 5], help="k values for top-k accuracy")
     p.add_argument("--worst", type=int, default=10, help="how many highest-loss examples to list")
     p.add_argument("--confused", type=int, default=10, help="how many most-confused pairs to list")

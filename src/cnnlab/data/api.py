@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.data import defaults
 from cnnlab.data.arrays import conform
 from cnnlab.data.progress import ProgressFn
 from cnnlab.data.raw import RawData, RawSplit
@@ -19,6 +20,7 @@ from cnnlab.data.split import check_fraction, stratified_split
 from cnnlab.data.stats import channel_stats
 from cnnlab.data.types import DataBundle, ImageSet, Resize
 from cnnlab.errors import DataError
+from cnnlab.utils.paths import missing_path_hint
 
 SAMPLE_SPLIT = (0.1, 0.1)  # the bundled sample: 80 / 10 / 10 ...
 SAMPLE_SEED = 0  # ... always drawn with this seed, so its test digits never depend on a run's seed
@@ -26,7 +28,8 @@ FEW_IMAGES = 5  # a class with fewer training images than this gets a warning
 
 
 def load_data(source: str | os.PathLike[str], input_shape: tuple[int, int, int] | list[int], *,
-              val_split: float = 0.2, test_split: float = 0.0, seed: int = 0, resize: str | Resize = "crop",
+              val_split: float = defaults.VAL_SPLIT, test_split: float = defaults.TEST_SPLIT,
+              seed: int = defaults.SEED, resize: str | Resize = defaults.RESIZE,
               strict: bool = False, cache_dir: str | os.PathLike[str] | bool | None = None,
               progress: bool | ProgressFn | None = True, download: bool = True) -> DataBundle:
     """Load ``source`` as uint8 ``(N, C, H, W)`` splits shaped to ``input_shape`` = (C, H, W).
@@ -117,7 +120,7 @@ def read_source(source: str | os.PathLike[str], shape: tuple[int, int, int], res
         return load_named(ds, download=download, progress=progress)
     if not path.exists():
         if os.sep in text or "." in Path(text).name:
-            raise DataError(f"data path '{text}' does not exist; check the spelling or give a dataset name ({', '.join(named.ALL_NAMES)})")
+            raise DataError(f"data path '{text}' does not exist{missing_path_hint(text)}; check the spelling or give a dataset name ({', '.join(named.ALL_NAMES)})")
         raise named.unknown_source(text)
     return _read_path(path, shape, resize, cache, progress)
 

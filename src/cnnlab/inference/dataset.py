@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cnnlab.data import defaults
 from cnnlab.errors import DataError
 from cnnlab.i18n import integer, tr
 
@@ -58,8 +59,8 @@ def resolve_split(run: Any, source: str | None, split: str, *, progress: bool = 
             raise DataError(f"{getattr(run, 'path', 'the run')}/data.json names no loadable data source "
                             "(it was trained on data passed in memory); pass --data SOURCE")
     cfg = run.config
-    bundle = load_data(str(source), tuple(run.input_shape), val_split=float(getattr(cfg, "val_split", 0.1)),
-                       seed=int(getattr(cfg, "seed", 0)), resize=run.resize, progress=progress)
+    bundle = load_data(str(source), tuple(run.input_shape), val_split=float(getattr(cfg, "val_split", defaults.VAL_SPLIT)),
+                       seed=int(getattr(cfg, "seed", defaults.SEED)), resize=run.resize, progress=progress)
     if split == "auto":
         split = "test" if bundle.test is not None and len(bundle.test.labels) else ("val" if source == own else "all")
     images = join(bundle.train, bundle.val) if split == "all" else getattr(bundle, split)

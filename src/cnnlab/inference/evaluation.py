@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cnnlab.data.defaults import EVAL_BATCH_SIZE
 from cnnlab.errors import DataError
 from cnnlab.inference.common import RunLike, preprocess_batch
 from cnnlab.model import model_device
@@ -215,7 +216,7 @@ class EvalResult:
 def evaluate(
     run: RunLike,
     imageset: Any,
-    batch_size: int = 256,
+    batch_size: int = EVAL_BATCH_SIZE,
     *,
     top_k: Sequence[int] = DEFAULT_TOP_K,
 ) -> EvalResult:

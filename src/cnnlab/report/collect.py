@@ -10,10 +10,9 @@ import datetime as dt
 import statistics
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.i18n import tr
 from cnnlab.analysis.render import explanation, human_count, rf_text, shape_text, totals_lines
+from cnnlab.i18n import integer, percent, tr
 from cnnlab.report import figures
-from cnnlab.i18n import integer, percent
 from cnnlab.report.types import Evaluation, Item, LayerRow, ReportData
 
 if TYPE_CHECKING:
@@ -69,9 +68,10 @@ def _writable(images: Any) -> Any:
 
 
 def _evaluate(run: Any, images: Any) -> EvalResult:
+    from cnnlab.data.defaults import EVAL_BATCH_SIZE
     from cnnlab.inference.evaluation import evaluate
 
-    batch = int(getattr(run.config, "eval_batch_size", 256) or 256)
+    batch = int(getattr(run.config, "eval_batch_size", EVAL_BATCH_SIZE) or EVAL_BATCH_SIZE)
     return evaluate(run, images, batch_size=batch)
 
 

@@ -24,6 +24,7 @@ import yaml
 
 from cnnlab.errors import SpecError, did_you_mean
 from cnnlab.i18n import tr
+from cnnlab.spec.convert import CONVERTERS, Bad
 from cnnlab.spec.types import (
     LAYER_CLASSES,
     Flatten,
@@ -33,7 +34,7 @@ from cnnlab.spec.types import (
     Residual,
     Spec,
 )
-from cnnlab.spec.convert import CONVERTERS, Bad
+from cnnlab.utils.paths import missing_path_hint
 
 TOP_KEYS = ("name", "input", "layers", "description")
 # names people bring from Keras/PyTorch -> our kind
@@ -98,7 +99,7 @@ def load_spec(source: Any, lang: str = "en") -> Spec:
         if bundled is not None:
             return parse_spec(read_spec_file(bundled), origin=str(source), lang=lang)
         ps = Problems(lang)
-        raise SpecError(tr("spec.no_such", lang, name=source, hint=ps.hint(str(source), zoo.names()),
+        raise SpecError(tr("spec.no_such", lang, name=source, hint=ps.hint(str(source), zoo.names()) or missing_path_hint(source),
                            names=", ".join(zoo.names())))
     raise SpecError(tr("spec.bad_source", lang, type=type(source).__name__))
 

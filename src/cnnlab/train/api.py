@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from cnnlab.errors import CnnlabError, RunError
-from cnnlab.i18n import resolve_lang
+from cnnlab.i18n import count, resolve_lang
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.progress import Progress, pick_mode
 from cnnlab.train.run import RunDir
@@ -82,11 +82,21 @@ def _inputs(spec: Any, data: Any, config: TrainConfig | None, out: Any, resume: 
 
             data = json.loads((folder / "data.json").read_text(encoding="utf-8")).get("source")
         return spec_obj, cfg, data, RunDir(folder)
+    _refuse_run_folder(spec)
     if data is None:
         raise CnnlabError("no training data given; pass --data (a folder, mnist, cifar10, sample...)")
     spec_obj = load_spec(spec)
     cfg = (config or TrainConfig()).replace(**overrides)
     return spec_obj, cfg, data, RunDir(out if out is not None else RunDir.default_path(spec_obj.name))
+
+
+def _refuse_run_folder(spec: Any) -> None:
+    """A run folder given as SPEC without ``resume``: say so, and how to continue or evaluate it."""
+    if isinstance(spec, (str, os.PathLike)) and (Path(spec) / "config.yaml").is_file() \
+            and (Path(spec) / "spec.yaml").is_file():
+        raise RunError(f"'{os.fspath(spec)}' is a run folder, not a spec: continue it with "
+                       f"`cnnlab train {os.fspath(spec)} --resume` (in Python: resume=True), or train a new run "
+                       f"from its network with `cnnlab train {os.fspath(spec)}/spec.yaml --data DATA`")
 
 
 def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool, dist: Any,
@@ -181,7 +191,7 @@ def _announce(progress: Progress, run_dir: RunDir, cfg: TrainConfig, analysis: A
     progress.info("train.setup", device=device, threads=threads, precision=cfg.precision.value,
                   params=analysis.total_params, train=counts["train"], val=counts.get("val", 0))
     progress.info("train.recipe", optimizer=cfg.optimizer.value, schedule=cfg.schedule.value,
-                  epochs=cfg.epochs, steps=trainer.steps_per_epoch,
+                  epochs=count(cfg.epochs, "epoch", progress.lang), steps=count(trainer.steps_per_epoch, "step", progress.lang),
                   batch=explain_batch(dist, cfg.batch_size, float(cfg.lr or 0)))
     if trainer.pos.step:
         progress.info("train.resumed", epoch=trainer.pos.epoch + 1, batch=trainer.pos.batch, step=trainer.pos.step)

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from cnnlab.data import defaults
 from cnnlab.errors import CnnlabError, did_you_mean
 
 
@@ -81,10 +82,10 @@ class TrainConfig:
     augment: bool = True
     translate: int | None = None  # random shift in pixels; None: about 1/12 of the image height
     hflip: bool | None = None  # random horizontal flip; None: on for colour images, off for grey
-    val_split: float = 0.1
-    resize: str = "crop"
+    val_split: float = defaults.VAL_SPLIT
+    resize: str = defaults.RESIZE
     strict: bool = False  # unreadable image files: an error instead of skipped (listed in skipped.txt)
-    seed: int = 0
+    seed: int = defaults.SEED
     device: Device = Device.AUTO
     precision: Precision = Precision.FP32
     channels_last: bool | None = None  # None: on for CPUs, and for GPUs in mixed precision
@@ -92,7 +93,7 @@ class TrainConfig:
     sync_bn: bool = False
     patience: int | None = None  # early stopping: epochs without a better val accuracy
     threads: int | None = None  # CPU threads; None: torch's default (one per core)
-    eval_batch_size: int = 512
+    eval_batch_size: int = defaults.EVAL_BATCH_SIZE
     checkpoint_minutes: float = 5.0  # mid-epoch "last" checkpoint at most this often
     checkpoint_steps: int = 0  # also every N optimizer steps (0: off)
     max_steps_per_epoch: int | None = None  # cut epochs short (smoke tests, benchmarks)

@@ -27,6 +27,7 @@ from cnnlab.errors import CnnlabError, RunError
 from cnnlab.train.checkpoint import PICKLE_SUFFIXES, read_weights, refuse_pickle
 from cnnlab.train.config import TrainConfig
 from cnnlab.utils.io import atomic_write_text
+from cnnlab.utils.paths import missing_path_hint
 
 if TYPE_CHECKING:
     from cnnlab.analysis import Analysis
@@ -177,7 +178,7 @@ def _check_folder(root: Path, which: str) -> None:
     if which not in ("best", "last"):
         raise RunError(f"checkpoint {which!r} is not one of: best, last")
     if not root.is_dir():
-        raise RunError(f"run folder {root} does not exist; train one with `cnnlab train SPEC --data DATA --out {root}`")
+        raise RunError(f"run folder {root} does not exist{missing_path_hint(root)}; train one with `cnnlab train SPEC --data DATA --out {root}`")
     missing = [name for name in REQUIRED if not (root / name).is_file()]
     if missing:
         raise RunError(f"{root} is not a complete run folder: missing {', '.join(missing)}")
