@@ -27,7 +27,7 @@ SAMPLE_SEED = 0  # ... always drawn with this seed, so its test digits never dep
 FEW_IMAGES = 5  # a class with fewer training images than this gets a warning
 
 
-def load_data(source: str | os.PathLike[str], input_shape: tuple[int, int, int] | list[int], *,
+def load_data(source: str | os.PathLike[str], input_shape: tuple[int, int, int] | list[int] | None = None, *,
               val_split: float = defaults.VAL_SPLIT, test_split: float = defaults.TEST_SPLIT,
               seed: int = defaults.SEED, resize: str | Resize = defaults.RESIZE,
               strict: bool = False, cache_dir: str | os.PathLike[str] | bool | None = None,
@@ -38,12 +38,18 @@ def load_data(source: str | os.PathLike[str], input_shape: tuple[int, int, int] 
     a named dataset's official test set as ``test`` with ``val`` taken from train; otherwise a
     stratified split (``val_split``, ``test_split``, ``seed``). ``mean``/``std`` come from train.
     Unreadable files are skipped and listed in ``bundle.skipped`` (``strict=True``: an error).
+    Without ``input_shape`` (just looking at a data set) images keep the shape the source has by
+    itself: MNIST 1×28×28, CIFAR 3×32×32, a folder's typical size (``cnnlab.data.natural``).
     """
-    shape = check_shape(input_shape)
+    from cnnlab.data.natural import files_shape, stored_shape
+
+    shape = check_shape(input_shape) if input_shape is not None else files_shape(source)
     policy = Resize.parse(resize)
     check_fraction("val_split", val_split)
     check_fraction("test_split", test_split)
-    raw = read_source(source, shape, policy.value, cache_dir=cache_dir, progress=progress, download=download)
+    raw = read_source(source, shape or (1, 1, 1), policy.value, cache_dir=cache_dir, progress=progress,
+                      download=download)
+    shape = shape or stored_shape(raw)
     if strict and raw.skipped:
         listed = "; ".join(f"{p}: {r}" for p, r in raw.skipped[:10])
         more = f" (and {len(raw.skipped) - 10} more)" if len(raw.skipped) > 10 else ""

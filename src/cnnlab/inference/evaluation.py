@@ -17,6 +17,7 @@ The pure metric functions (:func:`confusion_matrix`, :func:`per_class_metrics`,
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,13 +215,18 @@ class EvalResult:
 
 
 def evaluate(
-    run: RunLike,
-    imageset: Any,
+    run: RunLike | str | os.PathLike[str],
+    imageset: Any = None,
     batch_size: int = EVAL_BATCH_SIZE,
     *,
     top_k: Sequence[int] = DEFAULT_TOP_K,
+    split: str = "auto",
 ) -> EvalResult:
     """Run ``run.model`` over ``imageset`` (an ``ImageSet``) in batches and measure it.
+
+    As on the command line, ``run`` may be a run folder path and ``imageset`` a data source
+    (``"mnist"``, a folder, a CSV), a ``DataBundle`` or ``None`` (the run's own data); ``split``
+    then picks the split (``auto``: test if there is one, else the held-out validation split).
 
     Preprocessing is the run's own (``run.preprocess``: ``(x/255 - mean)/std`` with the training
     statistics), on the model's device, under ``torch.inference_mode``. The model's train/eval
@@ -230,6 +236,10 @@ def evaluate(
     """
     import torch
 
+    from cnnlab.inference.inputs import as_images, as_run
+
+    run = as_run(run)
+    imageset = as_images(run, imageset, split)
     classes = [str(c) for c in run.classes]
     labels = _labels_in_run_order(imageset, classes)
     images = imageset.images

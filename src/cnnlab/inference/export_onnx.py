@@ -85,7 +85,7 @@ class ExportResult:
 
 
 def export(
-    run: RunLike,
+    run: RunLike | str | Path,
     out: str | Path | None = None,
     *,
     format: str = "onnx",
@@ -98,6 +98,9 @@ def export(
     _parse(ExportFormat, format, "format")
     mode = _parse(Exporter, exporter, "exporter")
     onnx, ort = require_onnx()
+    from cnnlab.inference.inputs import as_run
+
+    run = as_run(run)  # a run folder path, as on the command line
     target = _target_path(run, out)
     model = copy.deepcopy(run.model).cpu().eval()  # the run's own model is left untouched
     c, h, w = (int(d) for d in run.input_shape)

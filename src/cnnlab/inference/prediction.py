@@ -66,8 +66,8 @@ class Prediction:
 
 
 def predict(
-    run: RunLike,
-    inputs: Iterable[str | os.PathLike[str]],
+    run: RunLike | str | os.PathLike[str],
+    inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
     *,
     top_k: int = 3,
     batch_size: int = 64,
@@ -79,6 +79,11 @@ def predict(
     error entry per input that matched nothing. ``top_k`` is clipped to the number of classes.
     ``workers``: decoding threads (default: up to 4, no more than the CPU cores).
     """
+    from cnnlab.inference.inputs import as_run
+
+    run = as_run(run)  # a run folder path, as on the command line
+    if isinstance(inputs, (str, os.PathLike)):  # one file, folder or glob
+        inputs = [inputs]
     if top_k < 1:
         raise CnnlabError(f"--top-k must be at least 1; received {top_k}")
     if batch_size < 1:
