@@ -89,3 +89,19 @@ def test_load_data_without_an_input_shape(tmp_path: Path) -> None:
     assert rgb.input_shape == (3, 12, 12) and rgb.train.images.shape[1:] == (3, 12, 12)
     grey = cnnlab.load_data(folder(tmp_path / "grey", "L", per_class=6), cache_dir=False, progress=False)
     assert grey.input_shape == (1, 12, 12)
+
+
+def test_report_headline_names_the_split_it_measured(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    """The demo reports on held-out test digits: that card must not read "validation accuracy"."""
+    from cnnlab.i18n import percent
+    from cnnlab.report import write_report
+
+    run_path, data = trained
+    run = cnnlab.load_run(run_path)
+    bundle = cnnlab.load_data(data, (3, 12, 12), cache_dir=False, progress=False)
+    page = write_report(run, data=bundle.train, split="test", out=tmp_path / "r.html").read_text()
+    assert "test accuracy (held out)" in page and ">validation accuracy<" not in page
+    best_val = max(m["val_acc"] for m in run.metrics)
+    assert "best validation accuracy" in page and percent(best_val) in page
+    page = write_report(run, out=tmp_path / "v.html").read_text()  # the run's own validation split
+    assert ">validation accuracy<" in page and "test accuracy" not in page

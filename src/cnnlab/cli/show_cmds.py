@@ -232,12 +232,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     lang = resolve_lang(args.lang)
     check_not_running(Path(args.run), args.force)
     run = _load(args)
-    images, label = None, ""
+    images, label, split = None, "", "val"
     if args.data is not None or args.split != "val":
+        split = args.split if args.split in ("val", "test", "train") else "other"
         from cnnlab.inference.dataset import evaluation_set
 
         images, label = evaluation_set(run, args.data, args.split, lang)
-    path = write_report(run, data=images, data_label=label, lang=lang, out=args.out, force=args.force)
+    path = write_report(run, data=images, data_label=label, lang=lang, out=args.out, force=args.force,
+                        split=split)
     size = path.stat().st_size
     print(f"{path}  ({size / 1e6:.2f} MB)")
     return 0

@@ -129,4 +129,5 @@ def _report(run: Any, test: Any, lang: str) -> Path | None:
         if exc.name != "cnnlab.report":
             raise
         return None
-    return Path(write_report(run, data=test, lang=lang, data_label=tr("demo.data_label", lang)))
+    return Path(write_report(run, data=test, lang=lang, data_label=tr("demo.data_label", lang),
+                             split="test"))

@@ -56,7 +56,7 @@ def write_run_report(fitted: Fitted) -> None:
         if len(data) < len(bundle.val):
             label += " " + tr("report.eval.first_of", lang, total=integer(len(bundle.val), lang))
     try:
-        written = write_report(path, data=data, lang=lang, data_label=label)
+        written = write_report(path, data=data, lang=lang, data_label=label, split="val")
     except CnnlabError as exc:  # the run itself is complete: keep it, say why there is no report
         progress.warn("train.no_report", reason=str(exc), path=path)
     else:
