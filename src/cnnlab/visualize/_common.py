@@ -48,9 +48,19 @@ def new_figure(width: float, height: float, dpi: int = DEFAULT_DPI, *,
 
 
 def figure_png(fig: Figure, dpi: int | None = None) -> bytes:
-    """Encode ``fig`` as PNG bytes."""
+    """Encode ``fig`` as PNG bytes, every text fitted inside the canvas first (``fit.fit_text``)."""
+    from PIL import Image
+
+    from cnnlab.visualize.fit import fit_text
+
+    if dpi and dpi != fig.dpi:
+        fig.set_dpi(dpi)
+    fit_text(fig)  # measures on the real renderer, and leaves the final drawing on the canvas
+    rgba = np.asarray(fig.canvas.buffer_rgba())  # (H, W, 4): encode that drawing, do not draw again
+    picture = Image.fromarray(rgba, "RGBA")
+    white = Image.new("RGBA", picture.size, (255, 255, 255, 255))
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi or fig.dpi, facecolor="white")
+    Image.alpha_composite(white, picture).convert("RGB").save(buf, format="png")
     return buf.getvalue()
 
 
