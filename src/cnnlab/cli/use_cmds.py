@@ -152,6 +152,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from cnnlab.inference.prediction import predict
 
     lang = resolve_lang(args.lang)
+    for name, value in (("top_k", args.top_k), ("batch_size", args.batch_size)):
+        if value < 1:
+            raise CnnlabError(tr(f"use.err.{name}", lang, value=value))
     run = _load(args)
     results = predict(run, args.inputs, top_k=args.top_k, batch_size=args.batch_size)
     render_predictions(results, args.output, top_k=min(args.top_k, len(run.classes)), lang=lang)

@@ -5,6 +5,7 @@ Each function takes the resolved ``TrainConfig`` and returns plain objects; ``tr
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -122,7 +123,8 @@ def build_loaders(bundle: DataBundle, cfg: TrainConfig, device: torch.device,
 
 
 def _source_text(source: Any, bundle: DataBundle) -> str:
-    """The data source as ``--resume`` can load it again: absolute for paths, the name otherwise."""
+    """The data source as ``--resume`` can load it again: absolute for paths (not resolved through
+    symlinks, so it reads as the user's path), the name otherwise."""
     from pathlib import Path
 
     from cnnlab.data import DataBundle
@@ -130,4 +132,4 @@ def _source_text(source: Any, bundle: DataBundle) -> str:
     if isinstance(source, DataBundle):
         return bundle.source or "in-memory"
     text = str(source)
-    return str(Path(text).resolve()) if Path(text).exists() else text
+    return os.path.abspath(text) if Path(text).exists() else text

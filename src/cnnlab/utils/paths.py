@@ -15,17 +15,29 @@ from pathlib import Path
 ELLIPSIS = "…"
 
 
-def shown(path: str | os.PathLike[str]) -> str:
-    """``path`` as given (never resolved through symlinks), with ``~`` kept and no trailing slash."""
+def shown(path: str | os.PathLike[str], cwd: str | None = None) -> str:
+    """``path`` as the user would type it: never resolved through symlinks; an absolute path inside
+    the current folder (the run remembers its data absolutely) is shown relative to it.
+
+    >>> shown("/home/ana/project/data/cats/1.jpg", cwd="/home/ana/project")
+    'data/cats/1.jpg'
+    >>> shown("/srv/data/cats/1.jpg", cwd="/home/ana/project")
+    '/srv/data/cats/1.jpg'
+    """
     text = os.fspath(path)
-    return text.rstrip("/\\") or text
+    if os.path.isabs(text):
+        here = os.path.abspath(cwd if cwd is not None else os.getcwd())
+        if text.startswith(here.rstrip(os.sep) + os.sep):
+            return text[len(here.rstrip(os.sep)) + 1:]
+    return text
 
 
 def shorten_middle(text: str, width: int) -> str:
     """``text`` cut to ``width`` characters by replacing its middle with ``…``.
 
-    The end (a file name) matters most, so two thirds of the room go to the tail; the head keeps
-    the start of the path so the folder stays recognisable.
+    The end (a file name) matters most: the tail gets two thirds of the room, or the whole last
+    path component when that fits; the head keeps the start of the path so the folder stays
+    recognisable.
     """
     if width <= 0:
         return ""
@@ -35,6 +47,9 @@ def shorten_middle(text: str, width: int) -> str:
         return ELLIPSIS
     room = width - 1
     tail = max(1, (2 * room + 2) // 3)
+    cut = max(text.rfind("/"), text.rfind("\\"))
+    if cut >= 0 and tail < len(text) - cut <= room:  # keep "/name.jpg" whole
+        tail = len(text) - cut
     head = room - tail
     return text[:head] + ELLIPSIS + text[len(text) - tail:]
 
