@@ -124,7 +124,8 @@ def prepare_clone(tmp: Path) -> Path:
     """``git clone`` of this repository, with a ``.venv`` that already sees this interpreter's packages."""
     clone = tmp / "cnnlab"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, capture_output=True, timeout=120)
-    subprocess.run([sys.executable, "-m", "venv", str(clone / ".venv")], check=True, capture_output=True,
+    # without its own pip and setuptools: the ones it sees are those of the Python running the tests
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(clone / ".venv")], check=True, capture_output=True,
                    timeout=300)
     site = next((clone / ".venv" / "lib").glob("python*/site-packages"))
     paths = [p for p in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]} if os.path.isdir(p)]

@@ -156,6 +156,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if value < 1:
             raise CnnlabError(tr(f"use.err.{name}", lang, value=value))
     run = _load(args)
+    if args.output == "table":
+        import sys
+
+        from cnnlab.data.notices import file_notices
+        from cnnlab.inference.prediction import expand_inputs
+
+        files = [path for path, error in expand_inputs(args.inputs) if error is None]
+        for line in file_notices(files, tuple(run.input_shape), run.resize, lang):  # e.g. photos read as grey
+            print(line, file=sys.stderr)
     results = predict(run, args.inputs, top_k=args.top_k, batch_size=args.batch_size)
     render_predictions(results, args.output, top_k=min(args.top_k, len(run.classes)), lang=lang)
     return 0 if all(r.ok for r in results) else 1

@@ -39,10 +39,10 @@ def files_shape(source: str | os.PathLike[str]) -> tuple[int, int, int] | None:
                        if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
     else:
         return None
-    return _typical(files)
+    return typical_shape(files)
 
 
-def _typical(files: list[str]) -> tuple[int, int, int] | None:
+def typical_shape(files: list[str]) -> tuple[int, int, int] | None:
     from PIL import Image
 
     step = max(1, len(files) // SAMPLE)
@@ -67,3 +67,15 @@ def stored_shape(raw: RawData) -> tuple[int, int, int]:
     split = next(iter(raw.splits.values()))
     c, h, w = (int(v) for v in split.images.shape[1:])
     return c, h, w
+
+
+def native_shape(source: str | os.PathLike[str]) -> tuple[int, int, int] | None:
+    """The typical ``(C, H, W)`` of any source: file headers for folders and CSVs, the stored arrays
+    for IDX, CIFAR and named sets (read from disk only: never downloads)."""
+    found = files_shape(source)
+    if found is not None:
+        return found
+    from cnnlab.data.api import read_source
+
+    raw = read_source(source, (1, 1, 1), "crop", cache_dir=None, progress=False, download=False)
+    return stored_shape(raw)

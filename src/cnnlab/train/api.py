@@ -120,6 +120,11 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     _check_classes(analysis.num_classes, bundle.classes, spec.name)
     for warning in getattr(bundle, "warnings", []):
         progress.warn("train.data_warning", text=warning)
+    if dist.is_main and isinstance(source, (str, os.PathLike)) and progress.mode.value != "quiet":
+        from cnnlab.data.notices import data_notices
+
+        for line in data_notices(source, tuple(spec.input), cfg.resize, progress.lang):  # colour to grey, resizing
+            progress.info("notice.plain", text=line)
     if dist.is_main:
         _prepare_folder(run_dir, resume, cfg, spec, bundle, source)
     barrier()
