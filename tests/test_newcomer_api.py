@@ -105,3 +105,33 @@ def test_report_headline_names_the_split_it_measured(trained: tuple[Path, Path],
     assert "best validation accuracy" in page and percent(best_val) in page
     page = write_report(run, out=tmp_path / "v.html").read_text()  # the run's own validation split
     assert ">validation accuracy<" in page and "test accuracy" not in page
+
+
+def test_notices_say_what_happens_to_the_images() -> None:
+    from cnnlab.data.notices import shape_notices
+
+    photos = shape_notices((3, 375, 500), (1, 28, 28), "crop")
+    assert len(photos) == 2 and "converted to grey" in photos[0] and "375×500" in photos[1]
+    assert all(line.startswith("notice: ") and "\n" not in line for line in photos)
+    assert shape_notices((1, 28, 28), (1, 28, 28), "crop") == []  # nothing surprising: nothing said
+    assert shape_notices((1, 28, 28), (1, 32, 32), "crop") == []  # a slight resize of the same shape
+    assert "copiada para os 3 canais" in shape_notices((1, 12, 12), (3, 12, 12), "crop", "pt")[0]
+
+
+def test_training_colour_photos_on_a_grey_network_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = folder(tmp_path / "pets", per_class=6)
+    grey = dict(SPEC, input=[1, 12, 12])
+    cnnlab.train(grey, str(data), out=tmp_path / "run", epochs=1, batch_size=8, report=False, threads=1,
+                 device="cpu", max_steps_per_epoch=1)
+    out = capsys.readouterr().out
+    assert "notice: the images are colour, the network takes grey 1×12×12 input" in out
+
+
+def test_predict_says_when_an_image_is_shrunk_and_made_colour(trained: tuple[Path, Path], tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from cnnlab.cli import main
+
+    Image.new("L", (120, 90), 128).save(tmp_path / "grey.png")
+    assert main(["predict", str(trained[0]), str(tmp_path / "grey.png")]) == 0
+    err = capsys.readouterr().err
+    assert "copied to the 3 channels" in err and "about 90×120 pixels, the network takes 12×12" in err
