@@ -12,7 +12,9 @@ README markers (an HTML comment on the line just before a fenced block):
 - ``<!-- readme-test: setup -->``: the setup block, run first, in the clone, before any activation;
 - ``<!-- readme-test: skip (why) -->``: a block that needs what a test machine lacks (GPUs, nodes,
   downloads, your own photos): not run;
-- ``<!-- readme-test: output-of COMMAND -->``: the block is COMMAND's output.
+- ``<!-- readme-test: output-of COMMAND -->``: the block is COMMAND's output;
+- ``<!-- readme-test: run -->``: a ``python`` block to run with the environment's ``python``
+  (unmarked python blocks are fragments and are not run).
 
 No network: the clone's ``.venv`` is made beforehand and sees the packages of the Python running
 the tests (a ``.pth`` file), and the setup runs with ``CNNLAB_PIP_ARGS="--no-index
@@ -36,7 +38,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MARKER = re.compile(r"^<!--\s*readme-test:\s*(?P<kind>setup|skip|output-of)\b\s*(?P<arg>.*?)\s*-->\s*$")
+MARKER = re.compile(r"^<!--\s*readme-test:\s*(?P<kind>setup|skip|output-of|run)\b\s*(?P<arg>.*?)\s*-->\s*$")
 ACTIVATE = "source .venv/bin/activate"
 
 
@@ -154,10 +156,14 @@ def test_the_readme_works_as_printed_on_a_fresh_clone(tmp_path: Path) -> None:
 
     ran = 0
     for block in blocks:
-        runnable = block.marker == "output-of" or (block.marker == "" and block.lang in ("bash", "sh"))
+        runnable = block.marker in ("output-of", "run") or (block.marker == "" and block.lang in ("bash", "sh"))
         if not runnable:
             continue
-        if block.marker == "output-of":
+        if block.marker == "run":
+            result = shell(f"{ACTIVATE}\npython - <<'README_PY'\n{block.text}\nREADME_PY", clone, env)
+            assert result.returncode == 0, (f"README python block at line {block.line} failed:\n"
+                                            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        elif block.marker == "output-of":
             result = shell(f"{ACTIVATE}\n{block.arg}", clone, env)
             assert result.returncode == 0, f"`{block.arg}` (README line {block.line}) failed:\n{result.stderr}"
             missing = shown_lines_missing(block.text, result.stdout)
