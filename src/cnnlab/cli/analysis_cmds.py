@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import Any
 
-from cnnlab.cli.help import HelpFormatter
+from cnnlab.cli.help import LANG_HELP, HelpFormatter
 
 FORMATS = ("table", "json", "markdown", "csv")
 
@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
     p.add_argument("net", metavar="NET", help="spec file or bundled network name")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format")
     p.add_argument("--batch", type=int, default=1, help="batch size for the training-memory estimate")
-    p.add_argument("--lang", default=None, help="language of the explanations: en or pt (default: from LANG)")
+    p.add_argument("--lang", default=None, help=LANG_HELP)
     p.add_argument("--width", type=int, default=None, help="table width in characters (default: terminal)")
     p.add_argument("--input", default=None, metavar="C,H,W",
                    help="analyse for another input size, e.g. 3,64,64 (default: the spec's input)")
@@ -43,12 +43,12 @@ def register(sub: Any) -> None:
         "index and YAML line.",
     )
     c.add_argument("nets", metavar="NET", nargs="+", help="spec files or bundled names")
-    c.add_argument("--lang", default=None, help="language of the messages: en or pt")
+    c.add_argument("--lang", default=None, help=LANG_HELP)
     c.set_defaults(func=run_check)
 
     m = sub.add_parser("models", formatter_class=fmt, help="list the bundled classic networks with their counts")
     m.add_argument("--format", choices=("table", "json"), default="table", help="output format")
-    m.add_argument("--lang", default=None, help="language: en or pt")
+    m.add_argument("--lang", default=None, help=LANG_HELP)
     m.set_defaults(func=run_models)
 
 

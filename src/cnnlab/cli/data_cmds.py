@@ -16,7 +16,7 @@ import json
 import sys
 from typing import Any
 
-from cnnlab.cli.help import HelpFormatter
+from cnnlab.cli.help import LANG_HELP, HelpFormatter
 from cnnlab.data import defaults
 
 
@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--strict", action="store_true", help="exit 2 when any file cannot be read")
     p.add_argument("--no-download", action="store_true", help="never download a named dataset")
     p.add_argument("--show", type=int, default=20, help="skipped files and duplicates listed in text output")
-    p.add_argument("--lang", default=None, help="language: en or pt (default: from LANG)")
+    p.add_argument("--lang", default=None, help=LANG_HELP)
     p.add_argument("--clear-cache", action="store_true",
                    help="delete the decoded-image cache ($CNNLAB_CACHE or ~/.cache/cnnlab/cache) and exit")
     p.set_defaults(func=run_data)

@@ -10,6 +10,8 @@ import argparse
 import difflib
 from collections.abc import Iterable
 
+LANG_HELP = "language of the output: en or pt (default: from CNNLAB_LANG, LC_ALL or LANG, else en)"
+
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """``ArgumentDefaultsHelpFormatter`` that never prints a default twice, nor ``(default: None)``."""

@@ -19,7 +19,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cnnlab.cli.help import HelpFormatter
+from cnnlab.cli.help import LANG_HELP, HelpFormatter
 from cnnlab.errors import CnnlabError, did_you_mean
 from cnnlab.i18n import resolve_lang
 
@@ -52,7 +52,7 @@ def _common(p: argparse.ArgumentParser, *, data: bool = False,
     p.add_argument("run", help="run folder written by `cnnlab train`")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint to use")
     p.add_argument("--out", default=None, help=out_help)
-    p.add_argument("--lang", default=None, help="language of the labels: en or pt; when omitted: from CNNLAB_LANG/LANG")
+    p.add_argument("--lang", default=None, help=LANG_HELP)
     if data:
         p.add_argument("--data", default=None, help="data source (folder, CSV, mnist, ...); when omitted: the run's own")
         p.add_argument("--split", choices=SPLITS, default="val",

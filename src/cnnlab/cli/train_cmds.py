@@ -16,7 +16,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.cli.help import HelpFormatter
+from cnnlab.cli.help import LANG_HELP, HelpFormatter
 from cnnlab.data import defaults
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def register(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
     p.add_argument("--devices", type=int, default=1, help="train on N local processes (torchrun)")
-    p.add_argument("--lang", help="message language: en or pt (default: from CNNLAB_LANG / LANG)")
+    p.add_argument("--lang", default=None, help=LANG_HELP)
     add_config_flags(p)
     p.set_defaults(func=_train)
 
@@ -118,7 +118,7 @@ def register(sub: Any) -> None:
     d.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo recipe's)")
     d.add_argument("--quiet", action="store_true", help="no progress bars (the summary and results still print)")
     d.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
-    d.add_argument("--lang", help="message language: en or pt")
+    d.add_argument("--lang", default=None, help=LANG_HELP)
     d.set_defaults(func=_demo)
 
 

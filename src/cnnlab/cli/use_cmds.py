@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cnnlab.cli.help import HelpFormatter
+from cnnlab.cli.help import LANG_HELP, HelpFormatter
 from cnnlab.data import defaults
 from cnnlab.errors import CnnlabError, RunError
 from cnnlab.i18n import resolve_lang, tr
@@ -39,7 +39,7 @@ def _common(p: argparse.ArgumentParser, *, checkpoint: bool = True, formats: tup
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     if formats:
         p.add_argument("--format", choices=formats, default="table", dest="output", help="output format")
-    p.add_argument("--lang", default=None, help="message language: en or pt (default: from CNNLAB_LANG, LC_ALL or LANG, else en)")
+    p.add_argument("--lang", default=None, help=LANG_HELP)
 
 
 def _register_evaluate(sub: Any) -> None:
