@@ -155,3 +155,26 @@ def test_evaluate_numbers_in_portuguese(capsys: pytest.CaptureFixture[str]) -> N
     out = capsys.readouterr().out
     assert "10.000" in out and "10,000" not in out
     assert "100,00 %" in out  # accuracy with the Portuguese decimal comma
+
+
+@pytest.mark.parametrize("name", ["cnnlab.utils.paths", "cnnlab.data.notices", "cnnlab.inference.messages",
+                                  "cnnlab.i18n"])
+def test_docstring_examples(name: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
+
+
+def test_portuguese_messages_have_the_english_fields() -> None:
+    import string
+
+    folder = resources.files("cnnlab") / "locales"
+    en = json.loads((folder / "newcomer.en.json").read_text(encoding="utf-8"))
+    pt = json.loads((folder / "newcomer.pt.json").read_text(encoding="utf-8"))
+
+    def fields(template: str) -> set[str]:
+        return {f for _, f, _, _ in string.Formatter().parse(template) if f}
+
+    assert {k: fields(v) for k, v in en.items()} == {k: fields(v) for k, v in pt.items()}
