@@ -56,7 +56,7 @@ def figure_png(fig: Figure, dpi: int | None = None) -> bytes:
     if dpi and dpi != fig.dpi:
         fig.set_dpi(dpi)
     fit_text(fig)  # measures on the real renderer, and leaves the final drawing on the canvas
-    rgba = np.asarray(fig.canvas.buffer_rgba())  # (H, W, 4): encode that drawing, do not draw again
+    rgba = np.asarray(fig.canvas.buffer_rgba())  # type: ignore[attr-defined]  # (H, W, 4): that drawing, not a new one
     picture = Image.fromarray(rgba, "RGBA")
     white = Image.new("RGBA", picture.size, (255, 255, 255, 255))
     buf = io.BytesIO()

@@ -82,7 +82,7 @@ def _undrawn_tick_labels(fig: Figure) -> set[int]:
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
             ticks = axis.get_major_ticks() + axis.get_minor_ticks()
-            drawn = {id(t) for t in axis._update_ticks()}  # what Axis.draw draws
+            drawn = {id(t) for t in axis._update_ticks()}  # type: ignore[union-attr]  # what Axis.draw draws
             for tick in ticks:
                 if id(tick) not in drawn or not axis.get_visible() or not ax.axison:
                     hidden.update((id(tick.label1), id(tick.label2)))
