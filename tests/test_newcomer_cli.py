@@ -107,3 +107,13 @@ def test_counts_are_plural_correct(lang: str) -> None:
     assert ("1 epoch x 62 steps" if lang == "en" else "1 época x 62 passos") in one
     assert count(1, "step", lang) in ("1 step", "1 passo")
     assert count(10000, "image", lang) == ("10,000 images" if lang == "en" else "10.000 imagens")
+
+
+def test_the_sample_says_it_ignores_split_options(capsys: pytest.CaptureFixture[str]) -> None:
+    """`sample` always splits 80/10/10 with seed 0: asking for another split gets a notice, not silence."""
+    assert main(["data", "sample", "--val-split", "0.2", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("notice: the bundled sample always keeps val 0.1")
+    assert json.loads(captured.out)["counts"]["val"]["0"] == 98  # unchanged: 10 % of the 980 zeros
+    assert main(["data", "sample", "--format", "json"]) == 0
+    assert capsys.readouterr().err == ""  # the defaults: nothing to say

@@ -58,6 +58,12 @@ def run_data(args: argparse.Namespace) -> int:
         from cnnlab.errors import DataError
 
         raise DataError("cnnlab data needs a SOURCE: a folder, a file, or a dataset name (sample, mnist, ...)")
+    from cnnlab.data.notices import sample_notice
+
+    for line in sample_notice(args.source, args.val_split,
+                              None if args.test_split == defaults.TEST_SPLIT else args.test_split,
+                              None if args.seed == defaults.SEED else args.seed, lang=lang):
+        print(line, file=sys.stderr)
     report = inspect_data(args.source, val_split=args.val_split, test_split=args.test_split, seed=args.seed,
                           progress=args.format == "text", download=not args.no_download)
     if args.format == "json":

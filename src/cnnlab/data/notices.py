@@ -39,6 +39,21 @@ def shape_notices(native: tuple[int, int, int] | None, input_shape: tuple[int, i
     return [tr("notice.line", lang, text=text) for text in out]
 
 
+def sample_notice(source: object, val_split: float, test_split: float | None = None, seed: int | None = None,
+                  lang: str = "en") -> list[str]:
+    """The bundled sample ignores the split options (its held-out digits never change): say so when one
+    was set to something else (``None``: the command has no such option)."""
+    from cnnlab.data.api import SAMPLE_SEED, SAMPLE_SPLIT
+
+    if str(source).strip().lower() != "sample" or os.path.exists(str(source)):
+        return []
+    test = SAMPLE_SPLIT[1] if test_split is None else test_split
+    if (val_split, test) == SAMPLE_SPLIT and seed in (None, SAMPLE_SEED):
+        return []
+    return [tr("notice.line", lang, text=tr("notice.sample_split", lang, val=SAMPLE_SPLIT[0], test=SAMPLE_SPLIT[1],
+                                              seed=SAMPLE_SEED))]
+
+
 def data_notices(source: str | os.PathLike[str], input_shape: tuple[int, int, int], resize: str,
                  lang: str = "en") -> list[str]:
     """``shape_notices`` for a data source: its typical image read from file headers or array shapes."""

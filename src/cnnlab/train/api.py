@@ -121,10 +121,11 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     for warning in getattr(bundle, "warnings", []):
         progress.warn("train.data_warning", text=warning)
     if dist.is_main and isinstance(source, (str, os.PathLike)) and progress.mode.value != "quiet":
-        from cnnlab.data.notices import data_notices
+        from cnnlab.data.notices import data_notices, sample_notice
 
-        for line in data_notices(source, tuple(spec.input), cfg.resize, progress.lang):  # colour to grey, resizing
-            progress.info("notice.plain", text=line)
+        for line in data_notices(source, tuple(spec.input), cfg.resize, progress.lang) + sample_notice(
+                source, cfg.val_split, lang=progress.lang):
+            progress.info("notice.plain", text=line)  # colour to grey, resizing, the sample's fixed split
     if dist.is_main:
         _prepare_folder(run_dir, resume, cfg, spec, bundle, source)
     barrier()
