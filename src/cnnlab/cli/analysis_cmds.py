@@ -33,6 +33,10 @@ def register(sub: Any) -> None:
     p.add_argument("--width", type=int, default=None, help="table width in characters (default: terminal)")
     p.add_argument("--input", default=None, metavar="C,H,W",
                    help="analyse for another input size, e.g. 3,64,64 (default: the spec's input)")
+    p.add_argument("--init-from", default=None, metavar="SOURCE",
+                   help="also show which layers load weights from SOURCE (run folder, weights file, resnet18:imagenet) "
+                        "and which are frozen while fine-tuning, with trainable vs frozen parameters")
+    p.add_argument("--freeze-epochs", type=int, default=1, help="with --init-from: epochs the body stays frozen")
     p.set_defaults(func=run_summary)
 
     c = sub.add_parser(
@@ -74,6 +78,10 @@ def run_summary(args: argparse.Namespace) -> int:
         sys.stdout.write(render(a, args.format))
         if args.format == "json":
             sys.stdout.write("\n")
+    if getattr(args, "init_from", None):
+        from cnnlab.cli.transfer_view import print_init
+
+        print_init(spec, args.init_from, args.freeze_epochs, lang, args.format)
     return 0
 
 

@@ -48,6 +48,9 @@ FIELDS: tuple[tuple[str, type, object], ...] = (
     ("checkpoint_minutes", float, 5.0),
     ("checkpoint_steps", int, 0),
     ("max_steps_per_epoch", int, None),
+    ("init_from", str, None),
+    ("freeze_epochs", int, None),
+    ("lr_ratio", float, None),
 )
 
 # option -> help text; the default shown is TrainConfig's (flags default to "not given")
@@ -79,6 +82,11 @@ _HELP = {
     "checkpoint_minutes": "save a resumable checkpoint at least this often inside long epochs",
     "checkpoint_steps": "also save one every N steps (0: off)",
     "max_steps_per_epoch": "cut each epoch to at most N steps (smoke tests)",
+    "init_from": "start from weights: a run folder, a .safetensors / state-dict file, or a named set "
+                 "such as resnet18:imagenet (the head is replaced when the class count differs)",
+    "freeze_epochs": "fine-tuning: train only the head for N epochs, then every layer (None: 1 with --init-from, else 0)",
+    "lr_ratio": "discriminative learning rates: the first layer's LR as a fraction of the head's, "
+                "geometric in between (None: 0.1 with --init-from, else 1)",
 }
 # the values of the enums Optimizer, Schedule, Device, Precision and Resize (checked by a test)
 _CHOICES: dict[str, list[str]] = {

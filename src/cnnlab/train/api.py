@@ -85,7 +85,7 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     from cnnlab.analysis import analyze
     from cnnlab.distributed import barrier, explain_batch, peer_guard
     from cnnlab.train import checkpoint as ckpt
-    from cnnlab.train import setup
+    from cnnlab.train import setup, transfer
     from cnnlab.train.state import check_precision, set_threads
     from cnnlab.train.trainer import Interrupted, Trainer
 
@@ -97,16 +97,21 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     threads = set_threads(cfg.threads)
     _warn_if_busy(progress, device, threads)
     bundle = setup.load_bundle(source, tuple(spec.input), cfg, show=progress.mode.value != "quiet")
+    prepared = transfer.prepare(spec, cfg, bundle, resume, run_dir.path, progress)  # --init-from
+    if prepared.spec is not spec:
+        spec, analysis = prepared.spec, analyze(prepared.spec)
+    bundle = prepared.bundle
     _check_classes(analysis.num_classes, bundle.classes, spec.name)
     for warning in getattr(bundle, "warnings", []):
         progress.warn("train.data_warning", text=warning)
     if dist.is_main:
-        _prepare_folder(run_dir, resume, cfg, spec, bundle, source)
+        _prepare_folder(run_dir, resume, cfg, spec, bundle, source, prepared.data_extra)
     barrier()
     model, raw = setup.build_model(spec, cfg, device, dist)
+    finetune = transfer.after_build(raw, cfg, prepared, run_dir, progress, dist)
     optimizer = setup.build_optimizer(raw, cfg, device)
     train_loader, val_loader = setup.build_loaders(bundle, cfg, device, dist)
-    parts = setup.Parts(model, raw, optimizer, train_loader, val_loader, device)
+    parts = setup.Parts(model, raw, optimizer, train_loader, val_loader, device, finetune)
     steps = len(parts.train_loader) if cfg.max_steps_per_epoch is None else min(len(parts.train_loader), cfg.max_steps_per_epoch)
     trainer = Trainer(parts, cfg, run_dir, progress, dist, steps)
     if resume:
@@ -153,13 +158,14 @@ def _check_classes(outputs: int | None, classes: list[str], name: str) -> None:
             f"{len(classes)} units in the spec (e.g. `- output: {len(classes)}`)")
 
 
-def _prepare_folder(run_dir: RunDir, resume: bool, cfg: TrainConfig, spec: Any, bundle: Any, source: Any) -> None:
+def _prepare_folder(run_dir: RunDir, resume: bool, cfg: TrainConfig, spec: Any, bundle: Any, source: Any,
+                    data_extra: dict[str, Any] | None = None) -> None:
     from cnnlab.train.setup import data_info
 
     if not resume:
         run_dir.create()
         run_dir.write_skipped(list(bundle.skipped))
-    run_dir.write_setup(cfg, spec.to_dict(), list(bundle.classes), data_info(bundle, source))
+    run_dir.write_setup(cfg, spec.to_dict(), list(bundle.classes), {**data_info(bundle, source), **(data_extra or {})})
     run_dir.set_status("running", 0)
 
 

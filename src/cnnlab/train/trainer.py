@@ -143,6 +143,8 @@ class Trainer:
         pos, loader = self.pos, self.p.train_loader
         loader.set_epoch(pos.epoch)
         self.p.model.train()
+        if self.p.finetune is not None:  # --init-from: freeze all but the head in the first epochs
+            self.p.finetune.start_epoch(pos.epoch)
         dev = self.p.device
         loss_sum = torch.tensor(pos.loss_sum, dtype=torch.float32, device=dev)
         correct = torch.tensor(int(pos.correct), dtype=torch.int64, device=dev)
@@ -168,7 +170,7 @@ class Trainer:
         """One optimizer step on batch ``x`` (B, C, H, W), ``y`` (B,); returns detached loss and logits."""
         lr = self.schedule.lr_at(self.pos.step)
         for group in self.p.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # discriminative LRs (train/finetune.py)
         if self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(self.cfg.precision, self.p.device):
