@@ -18,8 +18,8 @@ from cnnlab.data import DataBundle, ImageSet
 from cnnlab.errors import CnnlabError
 from cnnlab.model import build
 from cnnlab.spec import load_spec
-from cnnlab.train import load_run, train
 from cnnlab.train import checkpoint as ckpt
+from cnnlab.train import load_run, train
 from cnnlab.train.finetune import FreezeSchedule, lr_scales, param_groups
 from cnnlab.train.init_from import adapt_head, apply, match, resolve
 from cnnlab.zoo import pretrained

@@ -75,13 +75,18 @@ def run_summary(args: argparse.Namespace) -> int:
     if args.format == "table":
         print_summary(a, width=args.width)
     else:
-        sys.stdout.write(render(a, args.format))
+        text = render(a, args.format)
+        if args.format == "json" and args.init_from:  # one JSON document: the analysis plus "init_from"
+            from cnnlab.cli.transfer_view import with_init_json
+
+            text = with_init_json(text, spec, args.init_from, args.freeze_epochs)
+        sys.stdout.write(text)
         if args.format == "json":
             sys.stdout.write("\n")
-    if getattr(args, "init_from", None):
+    if args.init_from and args.format != "json":
         from cnnlab.cli.transfer_view import print_init
 
-        print_init(spec, args.init_from, args.freeze_epochs, lang, args.format)
+        print_init(spec, args.init_from, args.freeze_epochs, lang)
     return 0
 
 
