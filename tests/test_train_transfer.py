@@ -222,3 +222,31 @@ def test_freezing_without_init_from_is_refused() -> None:
         TrainConfig(freeze_epochs=2)
     assert TrainConfig(init_from="x").resolve((1, 8, 8)).freeze_epochs == 1
     assert TrainConfig().resolve((1, 8, 8)).lr_ratio == 1.0
+
+
+def test_schedule_restarts_when_the_body_unfreezes() -> None:
+    from cnnlab.train.schedule import LRSchedule
+
+    model = build(TINY)
+    two = FreezeSchedule(model, freeze_epochs=2).lr_schedule(LRSchedule("onecycle", 0.01, 100, 0.25), 10)
+    assert two.lr_at(0) == pytest.approx(0.01 / 25)  # one-cycle starts at peak / 25 ...
+    assert two.lr_at(19) == pytest.approx(0.01 / 25 / 1e4)  # ... ends the frozen phase at start / 1e4
+    assert two.lr_at(20) == pytest.approx(0.01 / 25)  # and starts again when everything trains
+    assert two.lr_at(99) == pytest.approx(0.01 / 25 / 1e4)
+    base = LRSchedule("onecycle", 0.01, 100, 0.25)
+    assert FreezeSchedule(model, freeze_epochs=0).lr_schedule(base, 10) is base
+
+
+def test_a_run_with_other_classes_gets_a_new_head_even_with_the_same_count(tmp_path: Path) -> None:
+    path, _ = source_file(tmp_path)
+    first = train(TINY, bundle(), out=tmp_path / "a", epochs=1, init_from=str(path), **FAST)
+    assert first is not None
+    other = bundle()
+    names = ["x", "y", "z"]
+    other = dataclasses.replace(other, classes=names, train=dataclasses.replace(other.train, classes=names),
+                                val=dataclasses.replace(other.val, classes=names))
+    train(TINY, other, out=tmp_path / "b", epochs=1, init_from=str(tmp_path / "a"), **FAST)
+    record = json.loads((tmp_path / "b" / "init_from.json").read_text())
+    assert record["counts"] == {"loaded": 9, "replaced": 2, "fresh": 0}
+    train(TINY, bundle(), out=tmp_path / "c", epochs=1, init_from=str(tmp_path / "a"), **FAST)
+    assert json.loads((tmp_path / "c" / "init_from.json").read_text())["counts"]["loaded"] == 11

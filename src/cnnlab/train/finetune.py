@@ -7,6 +7,8 @@ fastai's ``fine_tune`` recipe, as ``TrainConfig`` options:
   leaves them alone) and its BatchNorm layers stay in eval mode, so their running statistics (the
   ones the pretrained weights were trained with) are used and not updated by the new data. From
   epoch N on, everything trains and BatchNorm follows ``model.train()`` again.
+- the learning-rate schedule restarts at the unfreezing step (``TwoPhaseSchedule``): the frozen
+  epochs get their own warm-up and decay, then the whole network gets a fresh one, as fastai does;
 - ``lr_ratio`` r (discriminative learning rates): the first layer with parameters learns at ``r``
   times the head's rate, the layers between at geometric steps (``r ** ((n-1-k)/(n-1))`` for the
   k-th of n), so early, general features move least. Each optimizer group carries ``lr_scale``; the
@@ -18,12 +20,29 @@ fastai's ``fine_tune`` recipe, as ``TrainConfig`` options:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from cnnlab.train.init_from import head_index, layer_of
+from cnnlab.train.schedule import LRSchedule
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoPhaseSchedule:
+    """fastai's ``fine_tune``: one schedule (warm-up included) over the frozen epochs, a fresh one after.
+
+    Still a pure function of the step, so ``--resume`` stays exact.
+    """
+
+    first: LRSchedule
+    second: LRSchedule
+    boundary: int  # first step of the unfrozen phase
+
+    def lr_at(self, step: int) -> float:
+        return self.first.lr_at(step) if step < self.boundary else self.second.lr_at(step - self.boundary)
 
 
 def lr_scales(n: int, ratio: float) -> list[float]:
@@ -81,6 +100,14 @@ class FreezeSchedule:
         for name, module in self.raw.named_modules():
             if isinstance(module, _BatchNorm) and self.is_frozen(name, epoch):
                 module.eval()  # use, do not update, the pretrained running statistics
+
+    def lr_schedule(self, base: LRSchedule, steps_per_epoch: int) -> LRSchedule | TwoPhaseSchedule:
+        """``base`` split at the unfreezing step into two schedules of the same kind and peak."""
+        boundary = self.freeze_epochs * steps_per_epoch
+        if boundary <= 0 or boundary >= base.total:
+            return base
+        return TwoPhaseSchedule(dataclasses.replace(base, total=boundary),
+                                dataclasses.replace(base, total=base.total - boundary), boundary)
 
     def counts(self, epoch: int) -> tuple[int, int]:
         """(trainable, frozen) parameter counts in ``epoch``."""

@@ -252,11 +252,15 @@ def head_index(model: torch.nn.Module) -> int:
     return max(indices) if indices else -1
 
 
-def match(model: torch.nn.Module, weights: SourceWeights) -> tuple[InitReport, dict[str, torch.Tensor]]:
-    """Pair the model's tensors with the source's: (report, the tensors to load)."""
+def match(model: torch.nn.Module, weights: SourceWeights,
+          replace_head: bool = False) -> tuple[InitReport, dict[str, torch.Tensor]]:
+    """Pair the model's tensors with the source's: (report, the tensors to load).
+
+    ``replace_head``: keep the head fresh even when its shape fits (other classes, same count).
+    """
     target = model.state_dict()
     head = head_index(model)
-    head_differs = any(
+    head_differs = replace_head or any(
         layer_of(n) == head and n in weights.tensors and tuple(weights.tensors[n].shape) != tuple(t.shape)
         for n, t in target.items()
     )
@@ -295,9 +299,9 @@ def _mismatch(source: str, model: Any, name: str, layer: int | None, src: list[i
             f"{layer} of the spec match the source network")
 
 
-def apply(model: torch.nn.Module, weights: SourceWeights) -> InitReport:
+def apply(model: torch.nn.Module, weights: SourceWeights, replace_head: bool = False) -> InitReport:
     """Load every matching tensor into ``model`` (in place, any device); returns what was done."""
-    report, load = match(model, weights)
+    report, load = match(model, weights, replace_head)
     with torch.no_grad():
         state = model.state_dict()
         for name, tensor in load.items():

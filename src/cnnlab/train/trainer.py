@@ -87,6 +87,8 @@ class Trainer:
         self.p, self.cfg, self.run_dir, self.progress, self.dist = parts, cfg, run_dir, progress, dist
         self.steps_per_epoch = steps_per_epoch
         self.schedule = LRSchedule(cfg.schedule, float(cfg.lr or 0), cfg.epochs * steps_per_epoch, cfg.warmup)
+        if parts.finetune is not None:  # --init-from: a fresh schedule once the body unfreezes
+            self.schedule = parts.finetune.lr_schedule(self.schedule, steps_per_epoch)
         fp16 = cfg.precision is Precision.FP16
         self.scaler = torch.amp.GradScaler(parts.device.type) if fp16 else None
         self.stop = StopRequest()

@@ -28,6 +28,7 @@ class Prepared:
     bundle: Any
     weights: SourceWeights | None  # None on resume (the resume state holds the weights)
     data_extra: dict[str, Any]  # added to RUN/data.json ("pretrained": normalisation, input size)
+    replace_head: bool = False  # the source's classes are known and differ from the data's
 
 
 def prepare(spec: Any, cfg: TrainConfig, bundle: Any, resume: bool, run_path: Path, progress: Any) -> Prepared:
@@ -42,12 +43,22 @@ def prepare(spec: Any, cfg: TrainConfig, bundle: Any, resume: bool, run_path: Pa
     spec, old = adapt_head(spec, len(bundle.classes))
     if old is not None:
         progress.info("train.init.head", old=old, new=len(bundle.classes))
+    replace_head = weights.classes is not None and list(weights.classes) != list(bundle.classes)
+    if replace_head and old is None:
+        progress.info("train.init.head_classes", source=weights.source, theirs=_names(weights.classes),
+                      ours=_names(bundle.classes))
     recorded = weights.preprocessing()
     if recorded is not None:
         _note_size(weights, spec, progress)
         progress.info("train.init.normalise", source=weights.source,
                       mean=_fmt(weights.mean), std=_fmt(weights.std))
-    return Prepared(spec, _normalise(bundle, recorded), weights, {"pretrained": recorded} if recorded else {})
+    extra = {"pretrained": recorded} if recorded else {}
+    return Prepared(spec, _normalise(bundle, recorded), weights, extra, replace_head)
+
+
+def _names(classes: Any) -> str:
+    names = [str(c) for c in classes]
+    return ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
 
 
 def _normalise(bundle: Any, recorded: dict[str, Any] | None) -> Any:
@@ -82,7 +93,7 @@ def after_build(raw: torch.nn.Module, cfg: TrainConfig, prepared: Prepared, run_
     schedule = FreezeSchedule(raw, int(cfg.freeze_epochs or 0))
     if prepared.weights is None:
         return schedule
-    report = apply(raw, prepared.weights)
+    report = apply(raw, prepared.weights, prepared.replace_head)
     if dist.is_main:
         from cnnlab.utils.io import atomic_write_text
 
