@@ -6,7 +6,10 @@ augmentation), a network trained from scratch with one started from the 0-4 netw
 - ``scratch``: fresh weights;
 - ``fine-tune``: ``--init-from`` the 0-4 run, head replaced, body frozen for 1 epoch, then all layers
   with discriminative learning rates (``lr_ratio`` 0.1): cnnlab's defaults with ``--init-from``;
-- ``init-only``: ``--init-from`` without freezing and with one learning rate (ablation).
+- ``init-only``: ``--init-from`` without freezing and with one learning rate (ablation);
+- ``linear-probe``: ``--init-from`` with the body frozen for every epoch (only the head learns);
+- ``converged-probe`` (diagnostic, not a cnnlab recipe): a logistic-regression head fitted to
+  convergence with L-BFGS on the 0-4 network's frozen features, to show how good they are.
 
 Splits: the 0-4 network trains on MNIST's training file only (digits 0-4). Each seed draws from the
 training file's 5-9 digits 50 per class for fine-tuning and another 50 per class for validation,
@@ -15,7 +18,7 @@ which picks the best epoch (``best`` checkpoint). The figure is read on MNIST's 
 
     CNNLAB_DATA=/work/shared/data nice .venv/bin/python bench/transfer_mnist.py
 
-Writes ``bench/results/transfer_mnist.json``; run folders go to a temporary folder.
+Writes ``bench/results/transfer_mnist<tag>.json``; run folders go to a temporary folder.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ ARMS: dict[str, dict[str, Any]] = {
     "scratch": {},
     "fine-tune": {"freeze_epochs": 1, "lr_ratio": 0.1},
     "init-only": {"freeze_epochs": 0, "lr_ratio": 1.0},
+    "linear-probe": {"freeze_epochs": -1, "lr_ratio": 1.0},  # -1: frozen for every epoch (only the head trains)
 }
 
 
@@ -76,6 +80,33 @@ def accuracy(run_path: Path, test: ImageSet) -> float:
     return correct / len(test.labels)
 
 
+def features(run: Any, images: np.ndarray) -> torch.Tensor:
+    """The input of the head (eval mode): (N, D)."""
+    x = run.preprocess(images)  # (N, 1, 28, 28)
+    with torch.inference_mode():
+        for layer in run.model.layers[:-1]:
+            x = layer(x)
+    return x.clone()  # (N, D)
+
+
+def converged_probe(run: Any, train_set: ImageSet, test: ImageSet, test_features: torch.Tensor) -> float:
+    """A logistic-regression head fitted to convergence (L-BFGS) on the frozen 0-4 features: how good they are."""
+    f, y = features(run, train_set.images), torch.from_numpy(train_set.labels)
+    torch.manual_seed(0)
+    head = torch.nn.Linear(f.shape[1], len(train_set.classes))
+    opt = torch.optim.LBFGS(head.parameters(), max_iter=200)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(head(f), y) + 1e-3 * head.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)  # type: ignore[arg-type]
+    with torch.no_grad():
+        return float((head(test_features).argmax(1).numpy() == test.labels).mean())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pretrain-images", type=int, default=12000)
@@ -84,6 +115,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--arms", default=",".join(ARMS), help="comma-separated subset of: " + ", ".join(ARMS))
+    ap.add_argument("--tag", default="", help="suffix of the result file: transfer_mnist<tag>.json")
     args = ap.parse_args()
     start = time.perf_counter()
     bundle = load_data("mnist", (1, 28, 28), val_split=0.0, seed=0, progress=False)
@@ -105,13 +138,21 @@ def main() -> None:
     pretrain_s = time.perf_counter() - start
 
     test_high = subset(test_file, np.flatnonzero(np.isin(test_file.labels, high)), high)
-    results: dict[str, list[float]] = {arm: [] for arm in ARMS}
+    arms = {a: dict(ARMS[a]) for a in args.arms.split(",")}
+    for extra in arms.values():
+        if extra.get("freeze_epochs") == -1:
+            extra["freeze_epochs"] = args.epochs
+    results: dict[str, list[float]] = {arm: [] for arm in arms}
+    results["converged-probe"] = []
+    pre_run = load_run(work / "pretrain")
+    test_features = features(pre_run, test_high.images)
     for seed in range(args.seeds):
         srng = np.random.default_rng(seed)
         tr_idx = per_class(full, high, args.per_class, srng)
         va_idx = per_class(full, high, args.per_class, srng, exclude=set(tr_idx.tolist()))
         data = make_bundle(subset(full, tr_idx, high), subset(full, va_idx, high), None, f"mnist 5-9 seed {seed}")
-        for arm, extra in ARMS.items():
+        results["converged-probe"].append(converged_probe(pre_run, data.train, test_high, test_features))
+        for arm, extra in arms.items():
             init = {"init_from": str(work / "pretrain")} if extra else {}
             out = work / f"{arm}-{seed}"
             train(spec, data, out=out, epochs=args.epochs, seed=seed, **common, **init, **extra)
@@ -126,7 +167,7 @@ def main() -> None:
                          "val_per_class": args.per_class, "test_images": int(len(test_high.labels))},
            "results": summary, "seconds": round(time.perf_counter() - start, 1), "threads": args.threads}
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
-    (ROOT / "bench" / "results" / "transfer_mnist.json").write_text(json.dumps(out, indent=2) + "\n")
+    (ROOT / "bench" / "results" / f"transfer_mnist{args.tag}.json").write_text(json.dumps(out, indent=2) + "\n")
     for arm, s in summary.items():
         print(f"{arm:10s} test accuracy on MNIST test 5-9: {s['mean']:.2%} ± {s['std']:.2%}  ({', '.join(f'{v:.2%}' for v in s['runs'])})")
     print(json.dumps(out["pretrain"]), f"total {out['seconds']} s")
