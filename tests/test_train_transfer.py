@@ -250,3 +250,17 @@ def test_a_run_with_other_classes_gets_a_new_head_even_with_the_same_count(tmp_p
     assert record["counts"] == {"loaded": 9, "replaced": 2, "fresh": 0}
     train(TINY, bundle(), out=tmp_path / "c", epochs=1, init_from=str(tmp_path / "a"), **FAST)
     assert json.loads((tmp_path / "c" / "init_from.json").read_text())["counts"]["loaded"] == 11
+
+
+def test_resume_keeps_the_pretrained_normalisation_and_the_freeze_schedule(tmp_path: Path) -> None:
+    data = dataclasses.replace(bundle(), mean=(0.6,), std=(0.1,))
+    three = dict(TINY, layers=[*TINY["layers"][:-1], {"output": 3}])
+    first = train(three, bundle(), out=tmp_path / "a", epochs=1, **FAST)  # normalisation (0.3,), (0.2,)
+    assert first is not None
+    train(TINY, data, out=tmp_path / "b", epochs=1, init_from=str(tmp_path / "a"), freeze_epochs=2, **FAST)
+    frozen, _ = ckpt.read_weights(tmp_path / "b" / "checkpoints" / "last")
+    run = train(tmp_path / "b", data, resume=True, epochs=3, **FAST)
+    assert run is not None and run.mean == (0.3,) and run.std == (0.2,)
+    after, _ = ckpt.read_weights(tmp_path / "b" / "checkpoints" / "last")
+    assert len(run.metrics) == 3
+    assert not torch.equal(after["layers.0.conv.weight"], frozen["layers.0.conv.weight"])  # epoch 3 unfrozen
