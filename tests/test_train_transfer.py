@@ -5,6 +5,7 @@ learning rates reach the optimizer; pickles are refused; the run records the wei
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -201,10 +202,12 @@ def test_fine_tune_from_a_run_folder_uses_its_normalisation_and_layer_rates(tmp_
 def test_named_set_from_the_cache_records_its_normalisation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _, src = source_file(tmp_path)
     (tmp_path / "data" / "weights").mkdir(parents=True)
-    torch.save(src, tmp_path / "data" / "weights" / "tiny-test.pth")
+    file = tmp_path / "data" / "weights" / "tiny-test.pth"
+    torch.save(src, file)
     monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "data"))
+    prefix = hashlib.sha256(file.read_bytes()).hexdigest()[:8]
     entry = pretrained.PretrainedSet("tinybn:test", "tinybn", "http://127.0.0.1:9/tiny-test.pth", "tiny-test.pth",
-                                     "0", (0.5,), (0.25,), (1, 8, 8), 2, "cnnlab", "test set")
+                                     prefix, (0.5,), (0.25,), (1, 8, 8), 2, "cnnlab", "test set")
     monkeypatch.setitem(pretrained.SETS, "tinybn:test", entry)
     run = train(TINY, bundle(), out=tmp_path / "run", epochs=1, init_from="tinybn:test", **FAST)
     assert run is not None

@@ -100,3 +100,11 @@ def test_official_sets_point_at_torchvision_files() -> None:
     assert pretrained.get("RESNET50:imagenet").sha256_prefix == "0676ba61"
     with pytest.raises(CnnlabError, match="did you mean 'resnet18:imagenet'"):
         resolve("resnet18:imagenett")
+
+
+def test_a_cached_file_with_the_wrong_checksum_is_refused(tmp_path: Path) -> None:
+    body, _ = weights_bytes()
+    ps = entry("http://127.0.0.1:9", body)
+    (tmp_path / "w-test.pth").write_bytes(body + b"x")  # put there by hand, but not the right file
+    with pytest.raises(CnnlabError, match=f"not {ps.sha256_prefix}; delete it"):
+        from_named(ps, folder=tmp_path, progress=False)

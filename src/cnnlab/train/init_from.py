@@ -149,7 +149,8 @@ def _from_run(text: str, folder: Path) -> SourceWeights:
 
 
 def _from_file(text: str, path: Path) -> SourceWeights:
-    head = path.open("rb").read(9)
+    with path.open("rb") as fh:
+        head = fh.read(9)  # safetensors: 8-byte header length, then "{"
     if head[8:9] == b"{" or path.suffix.lower() == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -227,6 +228,11 @@ def from_named(ps: pretrained.PretrainedSet, *, download: bool = True, progress:
             dl.fetch_any(urls, dest, remote, progress=progress)
         except dl.FetchError as exc:
             raise CnnlabError(offline_message(ps, folder, urls[0], str(exc))) from None
+    else:  # put there by hand, or by an older download: check it like a fresh one
+        digest = dl.sha256_file(dest)
+        if not digest.startswith(ps.sha256_prefix.lower()):
+            raise CnnlabError(f"{dest} is not the file of {ps.name}: its sha256 starts with {digest[:8]}, not "
+                              f"{ps.sha256_prefix}; delete it (it is downloaded again) or put {ps.url} there")
     return _named_source(ps.name, "named", dest, load_state_dict_file(dest), ps)
 
 
