@@ -267,3 +267,17 @@ def test_resume_keeps_the_pretrained_normalisation_and_the_freeze_schedule(tmp_p
     after, _ = ckpt.read_weights(tmp_path / "b" / "checkpoints" / "last")
     assert len(run.metrics) == 3
     assert not torch.equal(after["layers.0.conv.weight"], frozen["layers.0.conv.weight"])  # epoch 3 unfrozen
+
+
+def test_an_official_file_given_by_path_brings_its_normalisation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, src = source_file(tmp_path)
+    file = tmp_path / "tiny-test.pth"
+    torch.save(src, file)
+    prefix = hashlib.sha256(file.read_bytes()).hexdigest()[:8]
+    entry = pretrained.PretrainedSet("tinybn:test", "tinybn", "http://127.0.0.1:9/tiny-test.pth", "tiny-test.pth",
+                                     prefix, (0.5,), (0.25,), (1, 8, 8), 2, "cnnlab", "test set")
+    monkeypatch.setitem(pretrained.SETS, "tinybn:test", entry)
+    assert resolve(str(file)).mean == (0.5,)
+    (tmp_path / "other").mkdir()
+    torch.save({**src, "extra": torch.zeros(1)}, tmp_path / "other" / "tiny-test.pth")  # same name, other bytes
+    assert resolve(str(tmp_path / "other" / "tiny-test.pth")).mean is None

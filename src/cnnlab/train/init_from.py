@@ -160,7 +160,17 @@ def _from_file(text: str, path: Path) -> SourceWeights:
         except (SafetensorError, OSError, ValueError) as exc:
             raise CnnlabError(f"--init-from {text}: not a readable safetensors file ({exc})") from None
         return _named_source(text, "safetensors", path, tensors)
-    return _named_source(text, "state_dict", path, load_state_dict_file(path))
+    return _named_source(text, "state_dict", path, load_state_dict_file(path), _known_set(path))
+
+
+def _known_set(path: Path) -> pretrained.PretrainedSet | None:
+    """The named set whose official file this is (same name and checksum): its normalisation applies."""
+    from cnnlab.data.download import sha256_file
+
+    for ps in pretrained.SETS.values():
+        if path.name == ps.filename and sha256_file(path).startswith(ps.sha256_prefix):
+            return ps
+    return None
 
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
