@@ -32,12 +32,21 @@ TINY = {
 }  # layers: 0 conv (2 tensors), 1 batchnorm (5), 2 pool, 3 dense (2), 4 output = head (2)
 
 
+@pytest.fixture()
+def one_thread():
+    """Tiny models run fastest on one thread, and the shared machine is often busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def small_resnet(name: str, classes: int, size: int = 32):
     spec = dataclasses.replace(load_spec(name), input=(3, size, size))
     return adapt_head(spec, classes)[0]
 
 
-def test_torchvision_resnet18_state_dict_gives_the_same_outputs(tmp_path: Path) -> None:
+def test_torchvision_resnet18_state_dict_gives_the_same_outputs(tmp_path: Path, one_thread: None) -> None:
     torch.manual_seed(0)
     reference = resnet18(num_classes=10)
     randomise_bn(reference)
@@ -112,7 +121,7 @@ def test_lr_scales_are_geometric_from_ratio_to_one() -> None:
     assert sum(p.numel() for g in groups if g["weight_decay"] for p in g["params"]) == 36 + 512 + 16  # conv 4x1x3x3, dense 64x8 (4 maps of 4x4 after the pool), output 8x2
 
 
-def test_frozen_parameters_and_batchnorm_statistics_do_not_change() -> None:
+def test_frozen_parameters_and_batchnorm_statistics_do_not_change(one_thread: None) -> None:
     torch.manual_seed(0)
     model = build(TINY)
     schedule = FreezeSchedule(model, freeze_epochs=1)
