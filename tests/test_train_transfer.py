@@ -290,3 +290,19 @@ def test_an_official_file_given_by_path_brings_its_normalisation(tmp_path: Path,
     (tmp_path / "other").mkdir()
     torch.save({**src, "extra": torch.zeros(1)}, tmp_path / "other" / "tiny-test.pth")  # same name, other bytes
     assert resolve(str(tmp_path / "other" / "tiny-test.pth")).mean is None
+
+
+@pytest.mark.slow
+def test_torchvision_resnet50_state_dict_gives_the_same_outputs(one_thread: None) -> None:
+    from cnnlab.train.init_from import SourceWeights, _named_source
+
+    torch.manual_seed(0)
+    reference = resnet50(num_classes=7)
+    randomise_bn(reference)
+    reference.eval()
+    weights: SourceWeights = _named_source("r50", "state_dict", Path("r50"), dict(reference.state_dict()))
+    model = build(small_resnet("resnet50", 7)).eval()
+    assert apply(model, weights).counts() == {"loaded": 320, "replaced": 0, "fresh": 0}
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(x), reference(x), atol=1e-4)
