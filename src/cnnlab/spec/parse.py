@@ -24,6 +24,7 @@ import yaml
 
 from cnnlab.errors import SpecError, did_you_mean
 from cnnlab.i18n import tr
+from cnnlab.spec.convert import CONVERTERS, Bad
 from cnnlab.spec.types import (
     LAYER_CLASSES,
     Flatten,
@@ -33,7 +34,7 @@ from cnnlab.spec.types import (
     Residual,
     Spec,
 )
-from cnnlab.spec.convert import CONVERTERS, Bad
+from cnnlab.utils.safe_yaml import BoundedLoader, YamlLimitError, read_yaml
 
 TOP_KEYS = ("name", "input", "layers", "description")
 # names people bring from Keras/PyTorch -> our kind
@@ -53,7 +54,7 @@ class _LineList(list[Any]):
     item_lines: list[int | None]
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+class _Loader(BoundedLoader):
     pass
 
 
@@ -92,6 +93,8 @@ def load_spec(source: Any, lang: str = "en") -> Spec:
         path = Path(source)
         if path.is_file():
             return parse_spec(read_spec_file(path), origin=str(path), lang=lang)
+        if path.exists():
+            raise SpecError(tr("spec.not_a_file", lang, path=path))
         from cnnlab import zoo
 
         bundled = zoo.spec_path(str(source))
@@ -104,17 +107,20 @@ def load_spec(source: Any, lang: str = "en") -> Spec:
 
 
 def read_spec_file(path: Path) -> Any:
-    """Read YAML or JSON with line numbers; syntax errors become a SpecError with the line."""
+    """Read YAML or JSON with line numbers, within the limits of ``cnnlab.utils.safe_yaml``.
+
+    Syntax errors become a SpecError with the line.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read spec file {path}: {exc}") from None
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        return read_yaml(path, _Loader)
+    except OSError as exc:
+        raise SpecError(f"cannot read spec file {path}: {exc.strerror or exc}; check the path") from None
+    except YamlLimitError as exc:
+        raise SpecError(f"spec file {path}: {exc}") from None
     except yaml.YAMLError as exc:
         if path.suffix == ".json":
             try:
-                return json.loads(text)
+                return json.loads(path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as jexc:
                 raise SpecError(f"{path}: invalid JSON at line {jexc.lineno}: {jexc.msg}") from None
         mark = getattr(exc, "problem_mark", None)
@@ -123,10 +129,23 @@ def read_spec_file(path: Path) -> Any:
         raise SpecError(f"{path}: invalid YAML{where}: {problem}") from None
 
 
+def yaml_type(value: Any) -> str:
+    """The YAML word for a value's type (``a list``), never an internal class name."""
+    if isinstance(value, list):
+        return f"a list of {len(value)} items"
+    if isinstance(value, bool):
+        return f"true/false ({value})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return "text"
+    return "nothing (an empty document)" if value is None else "a value of another kind"
+
+
 def parse_spec(data: Any, origin: str | None, lang: str = "en") -> Spec:
     """Validate the structure of a spec and build the typed ``Spec``; raise one SpecError with all problems."""
     if not isinstance(data, dict):
-        raise SpecError(tr("spec.not_mapping", lang, label=origin or "spec", type=type(data).__name__))
+        raise SpecError(tr("spec.not_mapping", lang, label=origin or "spec", type=yaml_type(data)))
     ps = Problems(lang)
     for key in data:
         if key not in TOP_KEYS:

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cnnlab.errors import CnnlabError, RunError
 from cnnlab.i18n import resolve_lang
 from cnnlab.train.config import TrainConfig
@@ -76,7 +74,7 @@ def _inputs(spec: Any, data: Any, config: TrainConfig | None, out: Any, resume: 
             raise RunError(f"cannot resume {folder}: no checkpoints/resume.safetensors there (is it a run folder "
                            "that reached its first checkpoint?)")
         cfg = TrainConfig.from_yaml(folder / "config.yaml").replace(**overrides)
-        spec_obj = load_spec(yaml.safe_load((folder / "spec.yaml").read_text(encoding="utf-8")))
+        spec_obj = load_spec(folder / "spec.yaml")
         if data is None:
             import json
 

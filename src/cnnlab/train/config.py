@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from cnnlab.errors import CnnlabError, did_you_mean
+from cnnlab.utils.safe_yaml import read_yaml
 
 
 class Optimizer(str, enum.Enum):
@@ -182,9 +183,9 @@ class TrainConfig:
         """Read a config file (``--config``); errors name the file."""
         p = Path(path)
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+            data = read_yaml(p) or {}
         except OSError as exc:
-            raise CnnlabError(f"cannot read config file {p}: {exc.strerror}; check the path") from None
+            raise CnnlabError(f"cannot read config file {p}: {exc.strerror or exc}; check the path") from None
         except yaml.YAMLError as exc:
             raise CnnlabError(f"config file {p} is not valid YAML: {exc}") from None
         if not isinstance(data, Mapping):

@@ -27,6 +27,7 @@ from cnnlab.errors import CnnlabError, RunError
 from cnnlab.train.checkpoint import PICKLE_SUFFIXES, read_weights, refuse_pickle
 from cnnlab.train.config import TrainConfig
 from cnnlab.utils.io import atomic_write_text
+from cnnlab.utils.safe_yaml import read_yaml
 
 if TYPE_CHECKING:
     from cnnlab.analysis import Analysis
@@ -193,7 +194,7 @@ def _check_folder(root: Path, which: str) -> None:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return read_yaml(path)
     except (OSError, yaml.YAMLError) as exc:
         raise RunError(f"cannot read {path}: {exc}") from None
 
