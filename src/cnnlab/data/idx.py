@@ -40,14 +40,40 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         gz = raw.read(2) == b"\x1f\x8b"
     try:
         with (gzip.open(p, "rb") if gz else open(p, "rb")) as fh:
-            return _read_idx_stream(fh, p)
+            return _read_idx_stream(fh, p, max_data_bytes(p, gz, 0))
     except (OSError, EOFError, zlib.error) as exc:
         if isinstance(exc, DataError):
             raise
         raise DataError(f"cannot read '{p}': the {'gzip ' if gz else ''}data is truncated or corrupt ({exc}); download the file again") from None
 
 
-def _read_idx_stream(fh: Any, p: Path) -> np.ndarray:
+# deflate cannot compress better than 1032:1, so a gzip file of n bytes holds at most 1032 n bytes
+GZIP_MAX_RATIO = 1032
+
+
+def max_data_bytes(path: Path, gz: bool, header: int) -> int:
+    """The most data bytes ``path`` can hold after a ``header``-byte header (decompressed for gzip)."""
+    size = path.stat().st_size
+    return size * GZIP_MAX_RATIO if gz else max(size - header, 0)
+
+
+def check_dims(path: Path, dims: tuple[int, ...], itemsize: int, available: int) -> int:
+    """The data bytes the header ``dims`` declares, after checking they fit in the file (no allocation).
+
+    A header is 4-byte sizes, so a few bytes can declare exabytes; nothing is allocated from it
+    until the file is known to be large enough to hold that much.
+    """
+    need = itemsize
+    for d in dims:
+        need *= d
+    if need > available:
+        raise DataError(f"'{path}' declares {' x '.join(str(d) for d in dims)} values ({need:,} bytes) in its header, "
+                        f"but the file can hold at most {available:,}; the header is corrupt or the file is truncated, "
+                        "download it again")
+    return need
+
+
+def _read_idx_stream(fh: Any, p: Path, available: int) -> np.ndarray:
     head = fh.read(4)
     if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _DTYPES or not 1 <= head[3] <= 4:
         raise DataError(
@@ -60,6 +86,7 @@ def _read_idx_stream(fh: Any, p: Path) -> np.ndarray:
     if len(sizes) < 4 * ndim:
         raise DataError(f"'{p}' is truncated: the header needs {4 + 4 * ndim} bytes")
     dims = struct.unpack(f">{ndim}I", sizes)
+    check_dims(p, dims, dtype.itemsize, available - 4 * ndim)
     out = np.empty(int(np.prod(dims)), dtype)
     view = memoryview(out.view(np.uint8))  # type: ignore[arg-type]
     got = 0
@@ -94,6 +121,8 @@ def read_idx_pair(images_path: str | os.PathLike[str], labels_path: str | os.Pat
     labels = read_idx(labels_path)
     if labels.ndim != 1:
         raise DataError(f"'{labels_path}' holds shape {labels.shape}; expected labels (N,)")
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"'{labels_path}' holds {labels.dtype} values; IDX labels are integers (type byte 08)")
     if len(images) != len(labels):
         raise DataError(
             f"'{images_path}' has {len(images):,} images but '{labels_path}' has {len(labels):,} labels; "
