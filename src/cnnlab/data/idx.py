@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.data.decode import describe_content
 from cnnlab.errors import DataError
 
 _DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
@@ -77,8 +78,8 @@ def _read_idx_stream(fh: Any, p: Path, available: int) -> np.ndarray:
     head = fh.read(4)
     if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _DTYPES or not 1 <= head[3] <= 4:
         raise DataError(
-            f"'{p}' is not an IDX file: it starts with {head.hex(' ') or 'nothing'}, expected "
-            "00 00 <type> <ndim> (e.g. 00 00 08 03 for MNIST images)"
+            f"'{p}' is not an IDX file: it holds {describe_content(head) if head else 'nothing'}; an IDX file "
+            "starts with 00 00 <type> <ndim> (e.g. 00 00 08 03 for MNIST images)"
         )
     ndim = head[3]
     dtype = np.dtype(_DTYPES[head[2]])

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.data.decode import describe_content
 from cnnlab.data.idx import check_dims, max_data_bytes
 from cnnlab.errors import DataError
 
@@ -42,7 +43,9 @@ class IdxImages:
         with self._open() as fh:
             head = fh.read(16)
         if len(head) < 16 or head[:4] != b"\x00\x00\x08\x03":
-            raise DataError(f"'{self.path}' is not an IDX file of uint8 images: it starts with {head[:4].hex(' ') or 'nothing'}, expected 00 00 08 03")
+            raise DataError(f"'{self.path}' is not an IDX file of uint8 images: "
+                            f"it holds {describe_content(head) if head else 'nothing'}; expected a header starting "
+                            "00 00 08 03")
         self.n, self.h, self.w = struct.unpack(">III", head[4:16])
         if not (1 <= self.h <= MAX_SIDE and 1 <= self.w <= MAX_SIDE):
             raise DataError(f"'{self.path}' declares images of {self.h}x{self.w} pixels in its header; "
