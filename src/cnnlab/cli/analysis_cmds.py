@@ -15,6 +15,8 @@ import argparse
 import sys
 from typing import Any
 
+from cnnlab.cli.options import count, whole
+
 FORMATS = ("table", "json", "markdown", "csv")
 
 
@@ -28,9 +30,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("net", metavar="NET", help="spec file or bundled network name")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format")
-    p.add_argument("--batch", type=int, default=1, help="batch size for the training-memory estimate")
+    p.add_argument("--batch", type=count, default=1, help="batch size for the training-memory estimate")
     p.add_argument("--lang", default=None, help="language of the explanations: en or pt (default: from LANG)")
-    p.add_argument("--width", type=int, default=None, help="table width in characters (default: terminal)")
+    p.add_argument("--width", type=whole(20, 10_000), default=None, help="table width in characters (default: terminal)")
     p.add_argument("--input", default=None, metavar="C,H,W",
                    help="analyse for another input size, e.g. 3,64,64 (default: the spec's input)")
     p.set_defaults(func=run_summary)

@@ -16,6 +16,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from cnnlab.cli.options import TRAIN_TYPES, count, whole
+
 if TYPE_CHECKING:
     from cnnlab.train.config import TrainConfig
 
@@ -111,7 +113,7 @@ def register(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the resolved options and exit")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
-    p.add_argument("--devices", type=int, default=1, help="train on N local processes (torchrun)")
+    p.add_argument("--devices", type=whole(1, 1024), default=1, help="train on N local processes (torchrun)")
     p.add_argument("--lang", help="message language: en or pt (default: from CNNLAB_LANG / LANG)")
     add_config_flags(p)
     p.set_defaults(func=_train)
@@ -119,9 +121,9 @@ def register(sub: Any) -> None:
     d = sub.add_parser("demo", help="the whole path on the bundled MNIST sample, offline (~1 minute)",
                        formatter_class=_Formatter)
     d.add_argument("--out", default=None, help="run folder (default: runs/demo, numbered when taken)")
-    d.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo recipe's)")
+    d.add_argument("--epochs", type=count, default=None, help="training epochs (default: the demo recipe's)")
     d.add_argument("--quiet", action="store_true", help="no progress bars (the summary and results still print)")
-    d.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
+    d.add_argument("--threads", type=TRAIN_TYPES["threads"], default=None, help="CPU threads (default: one per core)")
     d.add_argument("--lang", help="message language: en or pt")
     d.set_defaults(func=_demo)
 
@@ -135,7 +137,7 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
         if kind is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
             continue
-        group.add_argument(flag, type=kind, default=argparse.SUPPRESS, choices=_CHOICES.get(name),
+        group.add_argument(flag, type=TRAIN_TYPES.get(name, kind), default=argparse.SUPPRESS, choices=_CHOICES.get(name),
                            metavar=None if name in _CHOICES else name.upper(), help=help_text)
 
 

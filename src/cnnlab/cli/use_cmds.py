@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cnnlab.cli.options import count, number, seed, whole
 from cnnlab.errors import CnnlabError, RunError
 from cnnlab.i18n import resolve_lang, tr
 
@@ -57,10 +58,10 @@ def _register_evaluate(sub: Any) -> None:
     p.add_argument("--split", choices=("auto", "test", "val", "train", "all"), default="auto",
                    help="which split; auto = the test split if the source has one, else the run's held-out "
                    "validation split (its own source) or all images (another source); all = train + val")
-    p.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
-    p.add_argument("--top-k", type=int, nargs="+", default=[1, 3, 5], help="k values for top-k accuracy")
-    p.add_argument("--worst", type=int, default=10, help="how many highest-loss examples to list")
-    p.add_argument("--confused", type=int, default=10, help="how many most-confused pairs to list")
+    p.add_argument("--batch-size", type=count, default=256, help="images per forward pass")
+    p.add_argument("--top-k", type=count, nargs="+", default=[1, 3, 5], help="k values for top-k accuracy")
+    p.add_argument("--worst", type=whole(0), default=10, help="how many highest-loss examples to list")
+    p.add_argument("--confused", type=whole(0), default=10, help="how many most-confused pairs to list")
     p.add_argument("--samples", default=None, metavar="CSV",
                    help="also write every sample's outcome (source, true, predicted, confidence, loss) to this CSV")
     _common(p)
@@ -74,8 +75,8 @@ def _register_predict(sub: Any) -> None:
                        "0 all predicted, 1 some inputs failed, 2 bad arguments or run.")
     p.add_argument("run", help="run folder written by `cnnlab train`")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or globs")
-    p.add_argument("--top-k", type=int, default=3, help="how many classes to show per image")
-    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    p.add_argument("--top-k", type=count, default=3, help="how many classes to show per image")
+    p.add_argument("--batch-size", type=count, default=64, help="images per forward pass")
     _common(p)
     p.set_defaults(func=cmd_predict)
 
@@ -89,10 +90,10 @@ def _register_export(sub: Any) -> None:
     p.add_argument("run", help="run folder written by `cnnlab train`")
     p.add_argument("--format", choices=("onnx",), default="onnx", dest="model_format", help="model format")
     p.add_argument("--out", default=None, help="output file (default: RUN/model.onnx)")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset version")
+    p.add_argument("--opset", type=whole(7, 99), default=18, help="ONNX opset version")
     p.add_argument("--exporter", choices=("auto", "dynamo", "legacy"), default="auto",
                    help="torch.onnx path: dynamo (torch.export), legacy (TorchScript), auto = dynamo then legacy")
-    p.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |onnxruntime - PyTorch|")
+    p.add_argument("--tolerance", type=number(0, lo_open=True), default=1e-4, help="largest allowed |onnxruntime - PyTorch|")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison (not recommended)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     _common(p, formats=())
@@ -108,12 +109,12 @@ def _register_lr_find(sub: Any) -> None:
     p.add_argument("--data", default=None, help="data source; required for a spec, default for a run: its own")
     p.add_argument("--config", default=None, help="training config YAML (optimizer, weight decay, batch size...)")
     p.add_argument("--optimizer", choices=("adamw", "sgd"), default=None, help="default: the config's (adamw)")
-    p.add_argument("--weight-decay", type=float, default=None, help="default: the config's")
-    p.add_argument("--batch-size", type=int, default=None, help="default: the config's (128)")
-    p.add_argument("--start-lr", type=float, default=1e-7, help="first learning rate")
-    p.add_argument("--end-lr", type=float, default=10.0, help="last learning rate")
-    p.add_argument("--iters", type=int, default=100, help="number of steps (mini-batches)")
-    p.add_argument("--seed", type=int, default=0, help="seed for initial weights and batch order")
+    p.add_argument("--weight-decay", type=number(0), default=None, help="default: the config's")
+    p.add_argument("--batch-size", type=count, default=None, help="default: the config's (128)")
+    p.add_argument("--start-lr", type=number(0, lo_open=True), default=1e-7, help="first learning rate")
+    p.add_argument("--end-lr", type=number(0, lo_open=True), default=10.0, help="last learning rate")
+    p.add_argument("--iters", type=whole(2, 1_000_000), default=100, help="number of steps (mini-batches), at least 2")
+    p.add_argument("--seed", type=seed, default=0, help="seed for initial weights and batch order")
     p.add_argument("--plot", default=None, help="PNG path (default: lr-find-<name>.png in the current folder)")
     _common(p, checkpoint=False, formats=("table", "json"))
     p.set_defaults(func=cmd_lr_find)

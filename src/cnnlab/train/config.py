@@ -109,6 +109,9 @@ class TrainConfig:
         """Raise ``CnnlabError`` for values that cannot work, naming the option and the fix."""
         _check(self.epochs >= 1, "epochs", self.epochs, "a whole number >= 1")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "a whole number >= 1")
+        _check(0 <= self.seed <= 2**32 - 1, "seed", self.seed, "a whole number from 0 to 4294967295")
+        _check(self.weight_decay is None or math.isfinite(self.weight_decay), "weight_decay", self.weight_decay,
+               "a finite number >= 0")
         _check(self.lr is None or (math.isfinite(self.lr) and self.lr > 0), "lr", self.lr, "a number > 0, e.g. 0.003")
         _check(self.weight_decay is None or self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
         _check(0 <= self.warmup < 1, "warmup", self.warmup, "a fraction in [0, 1)")
