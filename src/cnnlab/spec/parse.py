@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import reprlib
 from collections.abc import Callable
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -45,6 +46,7 @@ ALIASES = {
     "softmax": "output", "classifier": "output", "gap": "global_pool", "globalaveragepooling2d": "global_pool",
     "resblock": "residual", "block": "residual", "lrn": "lrn", "localresponsenorm": "lrn",
 }
+MAX_NESTING = 16  # residual blocks inside residual blocks: deeper specs are refused, not recursed into
 SPATIAL_ONLY = (Kind.FLATTEN, Kind.DENSE, Kind.OUTPUT, Kind.GLOBAL_POOL)
 
 
@@ -129,6 +131,15 @@ def read_spec_file(path: Path) -> Any:
         raise SpecError(f"{path}: invalid YAML{where}: {problem}") from None
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 3, 60, 60, 8, 8
+
+
+def short_repr(value: Any) -> str:
+    """``repr`` cut to a readable length and depth (a hostile value can be huge or deeply nested)."""
+    return _REPR.repr(value)
+
+
 def yaml_type(value: Any) -> str:
     """The YAML word for a value's type (``a list``), never an internal class name."""
     if isinstance(value, list):
@@ -154,18 +165,18 @@ def parse_spec(data: Any, origin: str | None, lang: str = "en") -> Spec:
     if name is None:
         name = Path(origin).stem if origin and origin.endswith((".yaml", ".yml", ".json")) else (origin or "network")
     elif not isinstance(name, str) or not name:
-        ps.add("name", value=repr(name))
+        ps.add("name", value=short_repr(name))
         name = "network"
     shape = _parse_input(data.get("input"), ps)
     items = data.get("layers")
     layers: tuple[Layer, ...] = ()
     if not isinstance(items, list) or not items:
-        ps.add("layers", value=repr(items))
+        ps.add("layers", value=short_repr(items))
     else:
         layers = _parse_layers(items, "", ps, top=True)
     description = data.get("description", "")
     if not isinstance(description, str):
-        ps.add("description", value=repr(description))
+        ps.add("description", value=short_repr(description))
         description = ""
     if ps.items:
         n = len(ps.items)
@@ -188,7 +199,7 @@ def _parse_input(value: Any, ps: Problems) -> tuple[int, int, int]:
         if value is None:
             ps.add("input_missing")
         else:
-            ps.add("input_bad", value=repr(value))
+            ps.add("input_bad", value=short_repr(value))
         return (1, 1, 1)
     return (value[0], value[1], value[2])
 
@@ -228,7 +239,7 @@ def _parse_item(item: Any, index: str, line: int | None, ps: Problems) -> Layer 
     elif isinstance(item, dict) and "kind" in item:
         kind_name, value = item["kind"], {k: v for k, v in item.items() if k != "kind"}
     else:
-        keys = ", ".join(map(str, item)) if isinstance(item, dict) else repr(item)
+        keys = ", ".join(map(str, item)) if isinstance(item, dict) else short_repr(item)
         ps.add("one_kind", where=where(index, None, line, ps.lang), keys=keys)
         return None
     kind = _parse_kind(kind_name, index, line, ps)
@@ -248,8 +259,12 @@ def _parse_item(item: Any, index: str, line: int | None, ps: Problems) -> Layer 
 
 
 def _parse_branch(items: Any, index: str, here: str, ps: Problems) -> tuple[Layer, ...] | None:
+    depth = index.count(".") + 1
+    if depth > MAX_NESTING:
+        ps.add("too_deep", where=here, depth=depth, limit=MAX_NESTING)
+        return None
     if not isinstance(items, list) or not items:
-        ps.add("branch", where=here, value=repr(items))
+        ps.add("branch", where=here, value=short_repr(items))
         return None
     return _parse_layers(items, f"{index}.", ps, top=False)
 
@@ -277,7 +292,7 @@ def _layer_kwargs(cls: type, value: Any, here: str, ps: Problems) -> dict[str, A
     elif isinstance(value, dict):
         raw = dict(value)
     elif cls is Flatten:
-        ps.add("flatten", where=here, value=repr(value))
+        ps.add("flatten", where=here, value=short_repr(value))
         return None
     else:
         raw = {cls.MAIN: value}  # type: ignore[attr-defined]
@@ -296,7 +311,7 @@ def _layer_kwargs(cls: type, value: Any, here: str, ps: Problems) -> dict[str, A
         except Bad as exc:
             hint = ps.hint(str(val), exc.options) if exc.options else ""
             ps.add("value", where=here, key=key, rule=tr(f"spec.bad.{exc.rule}", ps.lang, **exc.values),
-                   value=repr(val), hint=hint)
+                   value=short_repr(val), hint=hint)
             ok = False
     for key in required:
         if key not in raw and key not in suggested:
