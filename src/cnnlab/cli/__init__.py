@@ -56,6 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RecursionError) as exc:  # a last net: each reader bounds its input first
+        kind = "out of memory" if isinstance(exc, MemoryError) else "the input is nested too deeply"
+        print(f"error: {kind} while running `{args.command}`; the input is too large or too deep for this "
+              "machine (see the limits in README, 'Hostile and broken input')", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         return 0
 

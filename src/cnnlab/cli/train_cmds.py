@@ -113,6 +113,8 @@ def register(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the resolved options and exit")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
+    p.add_argument("--force", action="store_true",
+                   help="train even when the memory estimate says the run does not fit in RAM / GPU memory")
     p.add_argument("--devices", type=whole(1, 1024), default=1, help="train on N local processes (torchrun)")
     p.add_argument("--lang", help="message language: en or pt (default: from CNNLAB_LANG / LANG)")
     add_config_flags(p)
@@ -152,6 +154,10 @@ def _train(args: argparse.Namespace) -> int:
         return launch(sys.argv[1:], args.devices)
     from cnnlab.train.config import TrainConfig
 
+    if args.out is not None and not args.dry_run:
+        from cnnlab.utils.paths import check_output_folder
+
+        check_output_folder(args.out, "--out")
     config = TrainConfig.from_yaml(args.config) if args.config else None
     overrides = config_overrides(args)
     if args.dry_run:
@@ -159,7 +165,7 @@ def _train(args: argparse.Namespace) -> int:
     from cnnlab.workflows import train
 
     train(args.spec, args.data, config, out=args.out, resume=args.resume, quiet=args.quiet,
-          lang=args.lang, report=not args.no_report, **overrides)
+          lang=args.lang, report=not args.no_report, force=args.force, **overrides)
     return 0
 
 

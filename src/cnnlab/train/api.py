@@ -16,8 +16,10 @@ from typing import Any
 from cnnlab.errors import CnnlabError, RunError
 from cnnlab.i18n import resolve_lang
 from cnnlab.train.config import TrainConfig
+from cnnlab.train.limits import check_fits, out_of_memory
 from cnnlab.train.progress import Progress, pick_mode
 from cnnlab.train.run import RunDir
+from cnnlab.utils.paths import check_output_folder
 
 
 class TrainingInterrupted(RunError):
@@ -40,23 +42,25 @@ class Fitted:
 
 def fit(spec: Any, data: Any = None, config: TrainConfig | None = None, *,
         out: str | os.PathLike[str] | None = None, resume: bool = False, quiet: bool = False,
-        lang: str | None = None, **overrides: Any) -> Fitted:
+        lang: str | None = None, force: bool = False, **overrides: Any) -> Fitted:
     """Train ``spec`` (a spec path, bundled name, dict or ``Spec``) on ``data``; the run folder holds the result.
 
     ``data``: a source for ``cnnlab.data.load_data`` (folder, ``mnist``, ``sample``...) or a
     ``DataBundle``. ``config`` plus keyword ``overrides`` (``epochs=3``) give the options.
     ``resume=True``: ``spec`` is a run folder to continue. ``cnnlab.train`` (``cnnlab.workflows``)
-    calls this, then writes the report.
+    calls this, then writes the report. ``force=True`` skips the memory check
+    (``cnnlab.train.limits``).
     """
     from cnnlab.distributed import cleanup, init_from_env, peer_guard
 
     lang = resolve_lang(lang)
     spec_obj, cfg, source, run_dir = _inputs(spec, data, config, out, resume, overrides)
+    check_output_folder(run_dir.path, "--out")
     dist = init_from_env(cfg.device.value)
     progress = Progress(pick_mode(quiet), lang, enabled=dist.is_main)
     try:
-        with peer_guard(dist):
-            state, bundle = _run(spec_obj, cfg, source, run_dir, resume, dist, progress)
+        with peer_guard(dist), out_of_memory(run_dir.path, lang):
+            state, bundle = _run(spec_obj, cfg, source, run_dir, resume, dist, progress, force)
     finally:
         progress.close()
         cleanup()
@@ -88,7 +92,7 @@ def _inputs(spec: Any, data: Any, config: TrainConfig | None, out: Any, resume: 
 
 
 def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool, dist: Any,
-         progress: Progress) -> tuple[str, Any]:
+         progress: Progress, force: bool = False) -> tuple[str, Any]:
     """Build everything, run the loop, keep status.json truthful. Returns (final state, the DataBundle)."""
     from cnnlab.analysis import analyze
     from cnnlab.distributed import barrier, explain_batch, peer_guard
@@ -102,6 +106,7 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     device = dist.device
     cfg = cfg.for_device(device.type)
     check_precision(cfg.precision, device)
+    check_fits(analysis, cfg.batch_size, device, force=force, lang=progress.lang)
     threads = set_threads(cfg.threads)
     _warn_if_busy(progress, device, threads)
     bundle = setup.load_bundle(source, tuple(spec.input), cfg, show=progress.mode.value != "quiet")
