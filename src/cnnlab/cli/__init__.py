@@ -13,6 +13,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from cnnlab.errors import CnnlabError
 
@@ -20,7 +21,7 @@ COMMAND_MODULES = ("analysis_cmds", "data_cmds", "train_cmds", "use_cmds", "show
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cnnlab",
         description="Describe, understand, train and inspect convolutional neural networks.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -40,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except CnnlabError as exc:  # a bad option (see _Parser.error): one line, exit 2
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -63,6 +68,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is a ``CnnlabError`` naming the command and the option (sub-parsers
+    inherit the class), so it prints as ``error: cnnlab train: argument --seed: ...`` like any other."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CnnlabError(f"{self.prog}: {message} (see `{self.prog} --help`)")
 
 
 class _VersionAction(argparse.Action):

@@ -114,6 +114,10 @@ def _report(sub: Any) -> None:
 
 def _load(args: argparse.Namespace) -> Any:
     from cnnlab.train import load_run
+    from cnnlab.utils.paths import check_output_file
+
+    if getattr(args, "out", None):
+        check_output_file(args.out, "--out")  # before the run and the data load
 
     return load_run(args.run, args.checkpoint)
 

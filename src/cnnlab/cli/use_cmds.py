@@ -17,6 +17,7 @@ from typing import Any
 from cnnlab.cli.options import count, number, seed, whole
 from cnnlab.errors import CnnlabError, RunError
 from cnnlab.i18n import resolve_lang, tr
+from cnnlab.utils.paths import check_output_file
 
 
 class _FMT(argparse.ArgumentDefaultsHelpFormatter):
@@ -143,6 +144,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.inference.evaluation import evaluate
 
     lang = resolve_lang(args.lang)
+    if args.samples:
+        check_output_file(args.samples, "--samples")
     run = _load(args)
     imageset, source, split = resolve_split(run, args.data, args.split, progress=args.output == "table")
     result = evaluate(run, imageset, batch_size=args.batch_size, top_k=args.top_k)
@@ -170,6 +173,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     lang = resolve_lang(args.lang)
     require_onnx()  # say what to install before loading anything
+    if args.out:
+        check_output_file(args.out, "--out")
     run = _load(args)
     result = export(run, args.out, format=args.model_format, exporter=args.exporter, opset=args.opset,
                     check=not args.no_check, tolerance=args.tolerance)
@@ -182,6 +187,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     from cnnlab.train.lr_find import lr_find
 
     lang = resolve_lang(args.lang)
+    if args.plot:
+        check_output_file(args.plot, "--plot")
     model, config, source, name = _lr_target(args)
     if source is None:
         raise CnnlabError(f"lr-find on a spec needs training images: add --data SOURCE (e.g. --data mnist "
