@@ -48,7 +48,10 @@ def new_figure(width: float, height: float, dpi: int = DEFAULT_DPI, *,
 
 
 def figure_png(fig: Figure, dpi: int | None = None) -> bytes:
-    """Encode ``fig`` as PNG bytes."""
+    """Encode ``fig`` as PNG bytes (every text made drawable first: ``visualize.fonts``)."""
+    from cnnlab.visualize.fonts import prepare_text
+
+    prepare_text(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi or fig.dpi, facecolor="white")
     return buf.getvalue()
