@@ -64,6 +64,7 @@ def run_data(args: argparse.Namespace) -> int:
     else:
         print(render_text(report, lang, show=max(0, args.show)))
     if args.strict and report.skipped:
-        print(f"error: {tr('data.strict.failed', lang, n=len(report.skipped))}", file=sys.stderr)
+        first = "{}: {}".format(*report.skipped[0])
+        print(f"error: {tr('data.strict.failed', lang, n=len(report.skipped), first=first)}", file=sys.stderr)
         return 2
     return 0

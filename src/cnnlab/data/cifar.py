@@ -286,6 +286,6 @@ def read_regular(path: Path, limit: int = 1 << 30) -> bytes:
                 raise DataError(f"'{path}' is not a regular file; name a CIFAR batch file")
             if st.st_size > limit:
                 raise DataError(f"'{path}' has {st.st_size:,} bytes, more than a CIFAR batch ({limit:,} at most)")
-            return fh.read(limit + 1)
+            return fh.read(st.st_size)  # read(n) allocates n bytes up front: never more than the file
     except OSError as exc:
         raise DataError(f"cannot read '{path}': {exc.strerror or exc}") from None
