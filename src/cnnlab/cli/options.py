@@ -22,8 +22,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
 
+# plain ASCII numbers only (int() and float() also take "1_000" and other scripts' digits)
+_INT = re.compile(r"\s*[+-]?[0-9]+\s*")
+_FLOAT = re.compile(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*")
 SEED_MAX = 2**32 - 1  # numpy's legacy seeding and most RNGs take 32-bit seeds
 BIG = 2**31 - 1  # counts beyond this are never meant (and overflow C ints in libraries)
 
@@ -32,10 +36,7 @@ def whole(lo: int = 0, hi: int = BIG) -> Callable[[str], int]:
     """A whole number in ``lo..hi``."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text.strip(), 10)
-        except ValueError:
-            value = None
+        value = int(text) if _INT.fullmatch(text) else None
         if value is None or not lo <= value <= hi:
             allowed = f">= {lo}" if hi == BIG else f"from {lo} to {hi}"
             raise argparse.ArgumentTypeError(f"must be a whole number {allowed}; received {text!r}")
@@ -58,10 +59,7 @@ def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = 
         allowed = "(finite)"
 
     def parse(text: str) -> float:
-        try:
-            value = float(text.strip())
-        except ValueError:
-            value = math.nan
+        value = float(text) if _FLOAT.fullmatch(text) else math.nan
         ok = math.isfinite(value)
         if ok and lo is not None:
             ok = value > lo if lo_open else value >= lo

@@ -134,6 +134,7 @@ def open_bytes(data: bytes, p: Path, *, target: tuple[int, int] | None = None) -
     """Decode ``data`` (the bytes of ``p``); ``target`` (W, H) lets huge JPEGs decode at reduced scale."""
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's "Truncated File Read" etc.: no noise
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img: Image.Image = Image.open(io.BytesIO(data))
             _check_pixels(img, p)
