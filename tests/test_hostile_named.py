@@ -135,6 +135,13 @@ def test_network_too_big_is_refused_before_loading_data(builder: object, tmp_pat
     assert not Path(args[args.index("--out") + 1]).exists()  # no run folder, so none left "running"
 
 
+def test_lr_find_checks_memory_before_building(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               capped: int) -> None:
+    args = cases.huge_dense(tmp_path)
+    err = _refused(capsys, "lr-find", args[1], "--data", args[3], "--device", "cpu")
+    assert "needs about" in err and "--force" in err
+
+
 def test_memory_check_against_available_ram(monkeypatch: pytest.MonkeyPatch) -> None:
     """The estimate (hand-computed here) against MemAvailable: refused at 8 GiB, allowed with force."""
     import torch

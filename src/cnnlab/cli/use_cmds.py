@@ -117,6 +117,7 @@ def _register_lr_find(sub: Any) -> None:
     p.add_argument("--iters", type=whole(2, 1_000_000), default=100, help="number of steps (mini-batches), at least 2")
     p.add_argument("--seed", type=seed, default=0, help="seed for initial weights and batch order")
     p.add_argument("--plot", default=None, help="PNG path (default: lr-find-<name>.png in the current folder)")
+    p.add_argument("--force", action="store_true", help="run even when the memory estimate says it does not fit")
     _common(p, checkpoint=False, formats=("table", "json"))
     p.set_defaults(func=cmd_lr_find)
 
@@ -234,6 +235,12 @@ def _lr_target(args: argparse.Namespace) -> tuple[_Target, Any, str | None, str]
 
     spec = load_spec(args.target)
     config = (TrainConfig.from_yaml(args.config) if args.config else TrainConfig()).replace(**overrides)
+    from cnnlab.analysis import analyze
+    from cnnlab.distributed import resolve_device
+    from cnnlab.train.limits import check_fits
+
+    check_fits(analyze(spec), args.batch_size or config.batch_size, resolve_device(args.device),
+               force=args.force)  # before build allocates the weights
     torch.manual_seed(config.seed)  # the same initial weights `cnnlab train --seed` starts from
     return _Target(build(spec), spec.input), config, args.data, spec.name
 
