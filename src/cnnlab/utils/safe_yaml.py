@@ -34,7 +34,7 @@ class YamlLimitError(yaml.YAMLError):
     """The YAML text is too large, too deep, expands too far or is not UTF-8 text."""
 
 
-class BoundedLoader(_BaseLoader):  # type: ignore[misc]
+class BoundedLoader(_BaseLoader):
     """The safe loader (C-accelerated when available); subclass it to add constructors."""
 
 
