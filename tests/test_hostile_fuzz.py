@@ -181,7 +181,7 @@ arrays = st.one_of(
                                            max_size=3).map(tuple)),
     values,
 )
-label_lists = st.one_of(st.lists(st.integers(-3, 12), max_size=6), st.lists(st.text(max_size=2), max_size=4),
+label_lists = st.one_of(st.lists(st.integers(-3, 12), max_size=6), st.lists(st.integers(), max_size=4), st.lists(st.text(max_size=2), max_size=4),
                         st.builds(lambda v: np.array(v, np.int64), st.lists(st.integers(-3, 300), max_size=6)),
                         values)
 

@@ -120,7 +120,8 @@ def _labels(raw: Any, count: int, classes: int, path: Path, what: str) -> np.nda
     if isinstance(raw, np.ndarray) and raw.dtype.kind in "iu":
         labels = raw.astype(np.int64).reshape(-1)
     elif isinstance(raw, (list, tuple)) and all(type(v) is int for v in raw):
-        labels = np.asarray(raw, dtype=np.int64).reshape(-1) if raw else np.zeros(0, np.int64)
+        clipped = [min(max(v, -1), classes) for v in raw]  # out-of-range stays out of range, fits int64
+        labels = np.asarray(clipped, dtype=np.int64).reshape(-1) if raw else np.zeros(0, np.int64)
     else:
         kind = type(raw).__name__ if not isinstance(raw, (list, tuple)) else "a list holding non-integers"
         raise DataError(f"'{path}': {what} must be a list of integers 0..{classes - 1}, found {kind}; "
@@ -130,7 +131,8 @@ def _labels(raw: Any, count: int, classes: int, path: Path, what: str) -> np.nda
                         "label; the file is damaged or truncated")
     bad = np.flatnonzero((labels < 0) | (labels >= classes))
     if bad.size:
-        raise DataError(f"'{path}': label {int(labels[bad[0]])} of image {int(bad[0])} is outside 0..{classes - 1} "
+        shown = raw[int(bad[0])] if isinstance(raw, (list, tuple)) else int(labels[bad[0]])
+        raise DataError(f"'{path}': label {shown} of image {int(bad[0])} is outside 0..{classes - 1} "
                         f"({bad.size:,} such labels); the file is damaged or not a CIFAR-{classes} file")
     return labels
 
