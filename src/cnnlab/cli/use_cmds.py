@@ -11,6 +11,7 @@ Registration imports neither torch nor matplotlib; the handlers do, when they ru
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     imageset, source, split = resolve_split(run, args.data, args.split, progress=args.output == "table")
     result = evaluate(run, imageset, batch_size=args.batch_size, top_k=args.top_k)
     meta = {"run": str(run.path), "checkpoint": run.which, "data": source, "split": split}
+    if split in ("all", "train"):
+        from cnnlab.inference.dataset import training_overlap
+
+        meta["training_images"] = training_overlap(run, imageset)
+        if meta["training_images"]:
+            print(tr("use.eval.includes_training", lang, n=meta["training_images"]), file=sys.stderr)
     render_evaluation(result, meta, args.output, lang=lang, worst=args.worst, confused=args.confused)
     if args.samples:
         result.write_samples_csv(args.samples)

@@ -94,6 +94,24 @@ def read_state(path: Path) -> TrainingState:
     return TrainingState(weights, _join_optimizer(optim_tensors, opt_json), rng, meta)
 
 
+def match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give each optimizer state tensor the memory format (strides) of its parameter.
+
+    Checkpoints store tensors contiguous, and ``Optimizer.load_state_dict`` keeps that layout. Fused
+    kernels (AdamW on CPU and CUDA) walk a parameter and its moments as flat memory, so a channels-last
+    weight with contiguous moments pairs the wrong elements and the resumed run drifts. Call this
+    right after ``load_state_dict``.
+    """
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            entry = optimizer.state.get(param, {})
+            for key, value in list(entry.items()):
+                if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                    like = torch.empty_like(param, dtype=value.dtype)  # same strides as the parameter
+                    like.copy_(value)
+                    entry[key] = like
+
+
 def refuse_pickle(path: Path) -> None:
     """Raise ``RunError`` if ``path`` is a pickle or ``torch.save`` archive rather than safetensors."""
     try:
