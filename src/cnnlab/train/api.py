@@ -40,13 +40,14 @@ class Fitted:
 
 def fit(spec: Any, data: Any = None, config: TrainConfig | None = None, *,
         out: str | os.PathLike[str] | None = None, resume: bool = False, quiet: bool = False,
-        lang: str | None = None, **overrides: Any) -> Fitted:
+        lang: str | None = None, keep_lock: bool = False, **overrides: Any) -> Fitted:
     """Train ``spec`` (a spec path, bundled name, dict or ``Spec``) on ``data``; the run folder holds the result.
 
     ``data``: a source for ``cnnlab.data.load_data`` (folder, ``mnist``, ``sample``...) or a
     ``DataBundle``. ``config`` plus keyword ``overrides`` (``epochs=3``) give the options.
     ``resume=True``: ``spec`` is a run folder to continue. ``cnnlab.train`` (``cnnlab.workflows``)
-    calls this, then writes the report.
+    calls this, then writes the report. The run folder is locked against other writers while this
+    runs; ``keep_lock=True`` keeps it locked afterwards (release with ``identity.release_lock``).
     """
     from cnnlab.distributed import cleanup, init_from_env, peer_guard
 
@@ -57,9 +58,16 @@ def fit(spec: Any, data: Any = None, config: TrainConfig | None = None, *,
     try:
         with peer_guard(dist):
             state, bundle = _run(spec_obj, cfg, source, run_dir, resume, dist, progress)
+    except BaseException:
+        keep_lock = False  # nothing follows a failed fit: let go of the folder
+        raise
     finally:
         progress.close()
         cleanup()
+        if not keep_lock:
+            from cnnlab.train.identity import release_lock
+
+            release_lock(run_dir.path)
     return Fitted(run_dir, state, bundle, lang, quiet, dist.is_main)
 
 

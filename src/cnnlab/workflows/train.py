@@ -34,8 +34,9 @@ def train(spec: Any, data: Any = None, config: TrainConfig | None = None, *,
     from cnnlab.train.identity import release_lock
     from cnnlab.utils.testpoints import point
 
-    fitted = fit(spec, data, config, out=out, resume=resume, quiet=quiet, lang=lang, **overrides)
+    fitted = fit(spec, data, config, out=out, resume=resume, quiet=quiet, lang=lang, keep_lock=True, **overrides)
     if not fitted.is_main:
+        release_lock(fitted.run_dir.path)
         return None
     try:  # the report is written under the run's lock, taken by fit()
         if report and fitted.state in ("finished", "stopped_early"):
