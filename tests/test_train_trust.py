@@ -235,7 +235,7 @@ def test_5_own_data_spelled_differently_is_recognised_and_scored_on_val(base, tm
 
 
 def test_5_other_data_holding_training_images_is_refused_unless_all_is_explicit(base, tmp_path):
-    from cnnlab.inference.dataset import resolve_split, training_overlap
+    from cnnlab.inference.dataset import resolve_split
 
     run = load_run(base["run"])
     mixed = _write_folder(tmp_path / "mixed", n=5, seed=11)
@@ -244,6 +244,8 @@ def test_5_other_data_holding_training_images_is_refused_unless_all_is_explicit(
         shutil.copy(src, mixed / Path(src).parent.name / f"copy{i}.png")
     with pytest.raises(DataError, match="3 of 13 images"):
         resolve_split(run, str(mixed), "auto")
+    from cnnlab.inference.dataset import training_overlap
+
     images, _, split = resolve_split(run, str(mixed), "all")
     assert split == "all" and training_overlap(run, images) == 3
 
@@ -270,16 +272,13 @@ def test_5_report_checks_the_reloaded_split_against_the_record(base, tmp_path):
 
 
 def test_6_macro_average_covers_present_classes_and_names_absent_ones():
-    from cnnlab.inference.evaluation import (
-        absent_classes,
-        averages,
-        confusion_matrix,
-        per_class_metrics,
-    )
+    from cnnlab.inference.evaluation import averages, confusion_matrix, per_class_metrics
 
     labels = np.array([0, 0, 1, 1])
     per_class = per_class_metrics(confusion_matrix(labels, labels.copy(), 3), ["a", "b", "c"])
     assert averages(per_class)["macro"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    from cnnlab.inference.evaluation import absent_classes
+
     assert absent_classes(per_class) == ["c"]
     # a mistake into the absent class still counts against the present ones: recall of b = 1/2
     per_class = per_class_metrics(confusion_matrix(labels, np.array([0, 0, 1, 2]), 3), ["a", "b", "c"])
@@ -392,6 +391,7 @@ def test_9_concurrent_downloads_of_a_named_dataset_run_one_at_a_time(tmp_path, m
         with lock:
             active[0] -= 1
 
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(download, "fetch_any", fake_fetch)
     monkeypatch.setattr(download, "dataset_present",
                         lambda d, f: all((f / r.name).exists() for r in datasets.FILES[d.name]))

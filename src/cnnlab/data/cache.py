@@ -67,9 +67,11 @@ def cached_decode(paths: list[str], shape: tuple[int, int, int], resize: str, *,
         return result
 
 
-def folder_lock(folder: Path, name: str) -> contextlib.AbstractContextManager[None]:
-    """An exclusive ``flock`` on ``folder/NAME.lock`` for the block (others wait); no lock where none is possible."""
-    return _decode_lock(folder, name)
+def download_lock(folder: Path) -> contextlib.AbstractContextManager[None]:
+    """An exclusive ``flock`` for downloading into ``folder`` (others wait), kept in the cache folder so
+    that the dataset folder holds only the dataset; no lock where none is possible."""
+    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    return _decode_lock(default_cache_dir(), f"download-{key}")
 
 
 @contextlib.contextmanager

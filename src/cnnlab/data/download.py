@@ -68,9 +68,9 @@ def ensure_files(ds: NamedDataset, folder: Path, *, download: bool, progress: bo
         return
     if not download:
         raise DataError(offline_message(ds, folder, "downloads are off: --no-download"))
-    from cnnlab.data.cache import folder_lock
+    from cnnlab.data.cache import download_lock
 
-    with folder_lock(folder, "download"):  # DDP ranks, parallel runs: one downloads, the others wait
+    with download_lock(folder):  # DDP ranks, parallel runs: one downloads, the others wait
         if dataset_present(ds, folder):  # another process finished it while this one waited
             return
         problems: list[str] = []
