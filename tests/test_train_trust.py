@@ -415,3 +415,11 @@ def test_9_each_rank_draws_its_own_dropout_masks_and_the_same_ones_again_at_resu
     assert not torch.equal(mask(0, 5), mask(1, 5))
     assert torch.equal(mask(1, 5), mask(1, 5))
     assert not torch.equal(mask(1, 5), mask(1, 6))
+
+
+def test_1_resume_on_another_thread_count_says_it_is_not_bit_identical(base, tmp_path, capsys):
+    run = _copy(base, tmp_path)
+    fit(run, resume=True, quiet=True)
+    assert "not be bit-identical" not in capsys.readouterr().err
+    fit(run, resume=True, quiet=True, threads=2)
+    assert "threads 1 -> 2" in capsys.readouterr().err
