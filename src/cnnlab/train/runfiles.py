@@ -54,19 +54,17 @@ def check_data_info(data: Any, spec_input: tuple[int, ...], where: str) -> tuple
     if shape != tuple(int(v) for v in spec_input):
         raise RunError(f"{where}: input_shape {list(shape)} differs from the spec's input {list(spec_input)}; "
                        f"set it back to {list(spec_input)}")
-    stats = []
+    stats: list[tuple[float, ...]] = []
     for key in ("mean", "std"):
         values = data.get(key)
-        ok = isinstance(values, list) and len(values) == channels and all(
-            isinstance(v, (int, float)) and math.isfinite(v) for v in values)
-        if not ok:
+        if not (isinstance(values, list) and len(values) == channels and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
             raise RunError(f"{where}: {key} must be a list of {channels} finite numbers (one per channel), "
                            f"got {values!r}; {RESTORE}")
         stats.append(tuple(float(v) for v in values))
     if any(s <= 0 for s in stats[1]):
         raise RunError(f"{where}: std {list(stats[1])} has a value <= 0, which would divide by zero; {RESTORE}")
-    c, h, w = shape  # type: ignore[misc]
-    return stats[0], stats[1], (c, h, w)
+    return stats[0], stats[1], (shape[0], shape[1], shape[2])
 
 
 def check_finite(weights: dict[str, torch.Tensor], path: Path) -> None:
