@@ -211,3 +211,55 @@ def test_sigkill_of_a_plain_python_m_cnnlab_process(lab):
                           env=lab["env"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     _same_run(root / "ref", root / "plain")
+
+
+def _paused(lab: dict, argv: list[str], out: str, point: str) -> int:
+    """Start a process and return its pid once it waits at ``point`` (the caller kills it)."""
+    root = lab["root"]
+    points = root / f"{out}.points"
+    points.unlink(missing_ok=True)
+    pid = lab["zygote"].start(argv, {"CNNLAB_POINTS": str(points), "CNNLAB_PAUSE_AT": point}, root / f"{out}.log")
+    deadline = time.time() + 120
+    while f"paused {point}" not in _read(points):
+        assert time.time() < deadline, (root / f"{out}.log").read_text()[-2000:]
+        time.sleep(0.01)
+    return pid
+
+
+def test_a_second_writer_is_refused_while_a_run_trains(lab, capsys):
+    """Issue item 2, as a user meets it: `--resume` (or a fresh training with the same --out) while the
+    run is still training exits 2 naming the training process, and changes nothing."""
+    from cnnlab.cli import main
+
+    root = lab["root"]
+    pid = _paused(lab, _train_args(root, "busy", ()), "busy", "step epoch=1 batch=2")
+    try:
+        before = {p: p.read_bytes() for p in (root / "busy").rglob("*") if p.is_file()}
+        assert main(["train", str(root / "busy"), "--resume", "--quiet", "--no-report"]) == 2
+        assert f"being trained by another process (pid {pid} on" in capsys.readouterr().err
+        assert main(_train_args(root, "busy", ())) == 2
+        assert "error:" in capsys.readouterr().err
+        assert {p: p.read_bytes() for p in (root / "busy").rglob("*") if p.is_file()} == before
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        assert lab["zygote"].wait(pid) == -signal.SIGKILL
+
+
+def test_a_run_killed_before_its_first_checkpoint_restarts_with_the_command_it_is_told(lab, capsys):
+    """Issue item 7: killed in its first steps, the run is refused as a fresh training with a message
+    naming `--resume`, and that command trains it to the uninterrupted run's weights."""
+    from cnnlab.cli import main
+
+    root = lab["root"]
+    if not (root / "ref").exists():
+        _run(lab, _train_args(root, "ref", ()), "ref", None)
+    pid = _paused(lab, _train_args(root, "early", ()), "early", "step epoch=0 batch=2")
+    os.kill(pid, signal.SIGKILL)
+    assert lab["zygote"].wait(pid) == -signal.SIGKILL
+    assert not (root / "early" / "checkpoints" / "resume.safetensors").exists()
+    assert main(_train_args(root, "early", ())) == 2
+    told = f"cnnlab train {root / 'early'} --resume"
+    assert told in capsys.readouterr().err
+    code, _ = _run(lab, told.split()[1:] + ["--quiet"], "early-resume", None)
+    assert code == 0, (root / "early-resume.log").read_text()[-3000:]
+    _same_run(root / "ref", root / "early")
