@@ -423,3 +423,18 @@ def test_1_resume_on_another_thread_count_says_it_is_not_bit_identical(base, tmp
     assert "not be bit-identical" not in capsys.readouterr().err
     fit(run, resume=True, quiet=True, threads=2)
     assert "threads 1 -> 2" in capsys.readouterr().err
+
+
+def test_content_fingerprint_ignores_order_and_paths_but_sees_pixels_and_labels():
+    from cnnlab.train.identity import fingerprint, image_hashes
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(20, 3, 4, 4), dtype=np.uint8)
+    labels = np.arange(20) % 2
+    perm = rng.permutation(20)
+    base = fingerprint(image_hashes(images), labels, ["a", "b"])
+    assert fingerprint(image_hashes(images[perm]), labels[perm], ["a", "b"]) == base
+    other = images.copy()
+    other[3, 0, 0, 0] ^= 1  # one bit of one pixel
+    assert fingerprint(image_hashes(other), labels, ["a", "b"]) != base
+    assert fingerprint(image_hashes(images), 1 - labels, ["a", "b"]) != base

@@ -112,11 +112,14 @@ def image_hashes(images: np.ndarray) -> np.ndarray:
 
 
 def fingerprint(hashes: np.ndarray, labels: np.ndarray | None, classes: list[str]) -> str:
-    """Order-independent SHA-256 of (image hash, class name) pairs."""
-    names = np.asarray(classes, dtype=object)
-    pairs = sorted(zip(hashes.tolist(), (names[labels].tolist() if labels is not None else [""] * len(hashes)),
-                       strict=True))
-    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()
+    """Order-independent SHA-256 of the (image hash, label) pairs and the class names."""
+    hashes = np.asarray(hashes, np.uint64)
+    lab = np.zeros(len(hashes), np.int64) if labels is None else np.asarray(labels, np.int64)
+    order = np.lexsort((lab, hashes))  # by hash, then label
+    h = hashlib.sha256(json.dumps([str(c) for c in classes]).encode())
+    h.update(hashes[order].astype("<u8").tobytes())
+    h.update(lab[order].astype("<i8").tobytes())
+    return h.hexdigest()
 
 
 def spec_hash(spec_dict: dict[str, Any]) -> str:
