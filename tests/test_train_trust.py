@@ -438,3 +438,10 @@ def test_content_fingerprint_ignores_order_and_paths_but_sees_pixels_and_labels(
     other[3, 0, 0, 0] ^= 1  # one bit of one pixel
     assert fingerprint(image_hashes(other), labels, ["a", "b"]) != base
     assert fingerprint(image_hashes(images), 1 - labels, ["a", "b"]) != base
+
+
+def test_4_dry_run_of_a_resume_refuses_what_the_resume_would(base, capsys):
+    from cnnlab.cli import main
+
+    assert main(["train", str(base["run"]), "--resume", "--batch-size", "16", "--dry-run"]) == 2
+    assert "--batch-size (8 -> 16)" in capsys.readouterr().err

@@ -81,7 +81,7 @@ def _inputs(spec: Any, data: Any, config: TrainConfig | None, out: Any, resume: 
 
         folder = Path(out or spec)
         stored_cfg, spec_obj, recorded_source = read_resumable(folder)
-        _refuse_config_changes(folder, stored_cfg, overrides)
+        refuse_config_changes(folder, stored_cfg, overrides)
         return spec_obj, stored_cfg.replace(**overrides), data if data is not None else recorded_source, RunDir(folder)
     if data is None:
         raise CnnlabError("no training data given; pass --data (a folder, mnist, cifar10, sample...)")
@@ -192,7 +192,7 @@ def _prepare_folder(run_dir: RunDir, cfg: TrainConfig, spec: Any, bundle: Any, s
     run_dir.set_status("running", 0)
 
 
-def _refuse_config_changes(folder: Path, stored: TrainConfig, overrides: dict[str, Any]) -> None:
+def refuse_config_changes(folder: Path, stored: TrainConfig, overrides: dict[str, Any]) -> None:
     """Options given with --resume that would change the run's recipe are refused (nothing written yet)."""
     from cnnlab.train.identity import RECIPE, refuse_changes
 
