@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 from cnnlab.errors import CnnlabError
 
-COMMAND_MODULES = ("analysis_cmds", "data_cmds", "train_cmds", "use_cmds", "show_cmds", "scale_cmds")
+COMMAND_MODULES = ("analysis_cmds", "data_cmds", "train_cmds", "use_cmds", "show_cmds", "scale_cmds",
+                   "explore_cmds")
 
 
 def build_parser() -> argparse.ArgumentParser:
