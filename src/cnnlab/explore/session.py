@@ -202,13 +202,15 @@ class Explorer:
         return payload.patches(self, self.check_layer(layer), channel, top)
 
 
-def open_explorer(target: str | os.PathLike[str], *, data: Any = None, lang: str = "en",
+def open_explorer(target: str | os.PathLike[str] | dict[str, Any] | Any, *, data: Any = None, lang: str = "en",
                   max_images: int = MAX_IMAGES, checkpoint: str | None = None, seed: int = 0) -> Explorer:
     """A run folder (trained; a run still training uses its latest checkpoint) or a spec (random weights).
 
     ``data``: an ``ImageSet`` / ``DataBundle`` (its ``.val``) or a data source string for the images;
     default: the run's own validation split, when it can be reloaded.
     """
+    if not isinstance(target, (str, os.PathLike)):  # a spec dict or Spec object
+        return _from_spec(target, data, lang, max_images, seed)
     path = Path(target)
     if path.is_dir():
         return _from_run(path, data, lang, max_images, checkpoint)
@@ -274,7 +276,7 @@ def _images_for_run(run: Any, data: Any, notes: list[str], lang: str) -> Any:
     return bundle.val if bundle.val is not None and len(bundle.val.labels) else bundle.train
 
 
-def _from_spec(name: str, data: Any, lang: str, max_images: int, seed: int) -> Explorer:
+def _from_spec(name: Any, data: Any, lang: str, max_images: int, seed: int) -> Explorer:
     from cnnlab.model import build
     from cnnlab.spec import load_spec
 
