@@ -21,12 +21,13 @@ PER_PAGE = 8  # feature maps per layer column and page
 FLAT_PAGE = 256  # values per page of a flat (dense) layer
 MAX_FILTERS = 64
 TOP_WEIGHTS = 16
+AUTO_CAM_MACS = 200_000_000  # below this, Grad-CAM is drawn with every image; above, on request
 PATCH_IMAGES = 256  # validation images searched for a channel's top patches
 UI_KEYS = ("images", "upload", "drop", "network", "input", "probabilities", "layer", "neuron", "cam", "patches",
            "page", "of", "channel", "pick_layer", "pick_neuron", "window", "kernel", "bias", "sum", "activation",
            "model_value", "partial", "rest", "correct", "wrong", "unlabelled", "filters", "weights", "class",
            "untrained", "static", "not_static", "loading", "pooled", "branch", "shortcut", "terms",
-           "rf", "params", "macs", "output", "chosen", "mean", "error")
+           "rf", "params", "macs", "output", "chosen", "mean", "error", "compute")
 
 
 def png(pixels: np.ndarray, scale: int = 1) -> str:
@@ -59,6 +60,7 @@ def info(ex: Any) -> dict[str, Any]:
                        "shape_text": shape_text(row.output_shape), "spatial": len(row.output_shape) == 3})
     return {"name": ex.name or a.name, "untrained": ex.untrained, "notes": list(ex.notes), "classes": ex.classes,
             "input_shape": list(ex.input_shape), "lang": lang, "layers": layers,
+            "auto_cam": int(a.total_macs) < AUTO_CAM_MACS,
             "strings": {k: tr(f"explore.ui.{k}", lang) for k in UI_KEYS}}
 
 

@@ -296,7 +296,7 @@
     const box = $("#neuron");
     const where = d.y === null ? `${S.layer} ${d.layer} (${d.kind}), unit ${d.channel}` : `${S.layer} ${d.layer} (${d.kind}), ${S.channel} ${d.channel}, row ${d.y}, column ${d.x}`;
     box.replaceChildren(el("div", { id: "neuron-where", text: where }));
-    const body = el("div", { id: "neuron-body", dataset: { op: d.op } });
+    const body = el("div", { id: "neuron-body", dataset: { op: d.op, layer: String(d.layer), channel: String(d.channel), y: String(d.y), x: String(d.x) } });
     box.append(body);
     if (d.op === "conv") {
       const shown = Math.min(d.window.length, 4);
@@ -347,8 +347,9 @@
     state.info.classes.forEach((name, k) => select.append(el("option", { value: String(k), text: `${name} (${(100 * data.probs[k]).toFixed(1)}%)` })));
     select.value = String(data.predicted);
     select.addEventListener("change", () => timed("cam", () => drawCam(+select.value)));
-    box.replaceChildren(el("label", { text: S.class + " " }, select), el("div", { class: "cam-box", id: "cam-box" }));
-    timed("cam", () => drawCam(data.predicted));
+    const go = el("button", { id: "cam-go", text: S.compute, onclick: () => timed("cam", () => drawCam(+select.value)) });
+    box.replaceChildren(el("label", { text: S.class + " " }, select), " ", go, el("div", { class: "cam-box", id: "cam-box" }));
+    if (state.info.auto_cam) timed("cam", () => drawCam(data.predicted));
   }
 
   async function drawCam(k) {
