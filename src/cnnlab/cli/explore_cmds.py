@@ -32,15 +32,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-browser", action="store_true", help="do not open a browser, just print the URL")
     p.add_argument("--static", metavar="DIR", default=None, help="write a static page (no server needed) to DIR and exit")
     p.add_argument("--static-images", type=int, default=8, help="images precomputed in the static page")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for torch; 0 = all cores, or 1 when the machine is busy (load above the cores)")
     p.add_argument("--lang", default=None, help="language: en or pt; when omitted: from CNNLAB_LANG/LANG")
     p.set_defaults(func=cmd_explore)
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
     from cnnlab.explore import open_explorer
+    from cnnlab.explore.session import choose_threads
     from cnnlab.i18n import tr
 
     lang = resolve_lang(args.lang)
+    choose_threads(args.threads)
     count = args.static_images if args.static else args.images
     ex = open_explorer(args.target, data=args.data, lang=lang, max_images=max(0, count), checkpoint=args.checkpoint)
     for note in ex.notes:

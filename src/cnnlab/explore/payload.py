@@ -19,6 +19,7 @@ from cnnlab.render import explanation, human_count, rf_text, shape_text
 
 PER_PAGE = 8  # feature maps per layer column and page
 FLAT_PAGE = 256  # values per page of a flat (dense) layer
+MAP_PIXELS = 64  # a heatmap is drawn 64 CSS pixels wide: larger maps are sent block-averaged
 MAX_FILTERS = 64
 TOP_WEIGHTS = 16
 AUTO_CAM_MACS = 200_000_000  # below this, Grad-CAM is drawn with every image; above, on request
@@ -107,13 +108,27 @@ def maps(out: torch.Tensor, layer: int, page: int, per_page: int = PER_PAGE) -> 
     chunk = values[first:first + size]
     result: dict[str, Any] = {"layer": layer, "page": page, "pages": pages, "count": count, "first": first}
     if values.ndim == 3:
-        scaled = [_scaled(ch) for ch in chunk]
+        shown = _thumbnail(chunk)  # (c, dh, dw): what a 64-pixel heatmap can show
+        scaled = [_scaled(ch) for ch in shown]
         result.update(spatial=True, h=int(values.shape[1]), w=int(values.shape[2]),
-                      data=[_b64(s) for s, _, _ in scaled], lo=[lo for _, lo, _ in scaled],
-                      hi=[hi for _, _, hi in scaled])
+                      dh=int(shown.shape[1]), dw=int(shown.shape[2]),
+                      data=[_b64(s) for s, _, _ in scaled], lo=[float(ch.min()) for ch in chunk],
+                      hi=[float(ch.max()) for ch in chunk])
     else:
         result.update(spatial=False, values=[float(v) for v in chunk])
     return result
+
+
+def _thumbnail(maps: np.ndarray, size: int = MAP_PIXELS) -> np.ndarray:
+    """``(c, H, W)`` -> at most ``size`` pixels a side, each pixel the mean of its block (a smaller
+    map is returned as it is). Only the picture shrinks: clicks address the full map."""
+    c, h, w = maps.shape
+    fh, fw = -(-h // size), -(-w // size)  # block size, rounded up
+    if fh == 1 and fw == 1:
+        return maps
+    ph, pw = -h % fh, -w % fw
+    padded = np.pad(maps, ((0, 0), (0, ph), (0, pw)), mode="edge")  # (c, H+ph, W+pw)
+    return padded.reshape(c, (h + ph) // fh, fh, (w + pw) // fw, fw).mean(axis=(2, 4))
 
 
 def layer(ex: Any, index: int) -> dict[str, Any]:

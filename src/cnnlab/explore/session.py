@@ -28,6 +28,7 @@ from cnnlab.i18n import tr
 MAX_IMAGES = 48  # validation thumbnails on the page
 MAX_UPLOADS = 32  # uploaded images kept (oldest dropped)
 CACHE = 4  # images whose activations are kept
+CHANNELS_LAST_MACS = 100_000_000  # from this many MACs per image on, the model runs channels-last
 
 
 @dataclass
@@ -68,6 +69,13 @@ class Explorer:
     entries: OrderedDict[str, Entry] = field(default_factory=OrderedDict)
     _cache: OrderedDict[str, Forward] = field(default_factory=OrderedDict)
     _uploads: int = 0
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        # large conv nets run ~30 % faster on CPU in channels-last layout; values are the same model's
+        self.channels_last = int(getattr(self.analysis, "total_macs", 0) or 0) >= CHANNELS_LAST_MACS
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
 
     # ------------------------------------------------------------------ images
 
@@ -128,7 +136,8 @@ class Explorer:
         x = torch.from_numpy(np.ascontiguousarray(pixels)).float().div_(255)  # (N, C, H, W)
         mean = torch.tensor(self.mean).view(1, -1, 1, 1)
         std = torch.tensor(self.std).view(1, -1, 1, 1)
-        return (x - mean) / std
+        x = (x - mean) / std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def _predict(self, pixels: np.ndarray, batch: int = 64) -> np.ndarray:
         out = []
@@ -145,7 +154,7 @@ class Explorer:
             return self._cache[image]
         x = self.preprocess(self.entry(image).pixels[None])  # (1, C, H, W)
         outs = []
-        with torch.no_grad():
+        with torch.inference_mode():
             h = x
             for layer in self.layers:
                 h = layer(h)
@@ -200,6 +209,21 @@ class Explorer:
 
     def patches(self, layer: int, channel: int, top: int = 9) -> dict[str, Any]:
         return payload.patches(self, self.check_layer(layer), channel, top)
+
+
+def choose_threads(requested: int = 0) -> int:
+    """Set and return torch's CPU threads: ``requested``, or (0) all cores on a quiet machine and one on a
+    busy one (load above the core count), where intra-op threads wait on each other far longer than
+    they save: ResNet-18 at 224x224 took 0.55-1.3 s with 2 threads and 0.14 s with 1 at load 8 on 2 cores."""
+    cores = os.cpu_count() or 1
+    if requested <= 0:
+        try:
+            busy = os.getloadavg()[0] > cores
+        except OSError:  # not on this platform
+            busy = False
+        requested = 1 if busy else min(cores, torch.get_num_threads())
+    torch.set_num_threads(requested)
+    return requested
 
 
 def open_explorer(target: str | os.PathLike[str] | dict[str, Any] | Any, *, data: Any = None, lang: str = "en",

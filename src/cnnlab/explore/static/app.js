@@ -19,6 +19,8 @@
     return e;
   };
   let S = {};  // translated strings
+  const TOP_CLASSES = 10;  // probabilities listed (the true class too, wherever it ranks)
+  const MAX_OPTIONS = 20;  // Grad-CAM menu: every class up to this many, else the most probable ones (any by number)
   const state = { info: null, image: null, data: null, layer: null, neuron: null, cols: {} };
   window.cnnlabTimings = [];
 
@@ -42,8 +44,13 @@
   }
   function clearError() { $("#error").hidden = true; }
 
+  let phases = null;  // the current action's steps: [name, ms since its start]
+  const phase = (name) => { if (phases) phases.push([name, Math.round(performance.now() - phases.t0)]); };
+
   async function timed(what, fn) {
     const t0 = performance.now();
+    phases = []; phases.t0 = t0;
+    const mine = phases;
     try {
       clearError();
       await fn();
@@ -51,7 +58,7 @@
       showError(err);
     }
     const ms = performance.now() - t0;
-    window.cnnlabTimings.push({ what, ms });
+    window.cnnlabTimings.push({ what, ms, phases: mine.slice() });
     document.body.dataset.done = String(window.cnnlabTimings.length);
   }
 
@@ -137,9 +144,11 @@
 
   async function loadImage(id) {
     const data = await api("/api/image/" + id);
+    phase("answer");
     state.image = id; state.data = data; state.neuron = null;
     document.querySelectorAll(".thumb").forEach((t) => t.classList.toggle("selected", t.dataset.id === id));
     renderNetwork(data);
+    phase("network drawn");
     if (state.layer !== null) renderLayerSelection();
     $("#neuron").replaceChildren(el("p", { class: "hint", text: S.pick_neuron }));
     renderCamControls(data);
@@ -154,7 +163,9 @@
     state.info.layers.forEach((layer, i) => net.append(renderColumn(layer, data.layers[i])));
     const probs = el("div", { class: "probs", id: "probs" });
     const order = data.probs.map((p, k) => [p, k]).sort((a, b) => b[0] - a[0]);
-    for (const [p, k] of order) {
+    const shown = order.filter(([, k], rank) => rank < TOP_CLASSES || k === data.label);
+    if (shown.length < order.length) probs.append(el("div", { class: "shape", text: `${shown.length} ${S.of} ${order.length}` }));
+    for (const [p, k] of shown) {
       const cls = "prob" + (k === data.predicted ? " pred" : "") + (k === data.label ? " truth" : "");
       probs.append(el("div", { class: cls, dataset: { cls: String(k), p: String(p) } }, el("span", { class: "name", text: state.info.classes[k] }),
         el("div", { class: "bar" }, el("span", { style: "width:" + (100 * p).toFixed(1) + "%" })),
@@ -183,7 +194,7 @@
         const c = page.first + k;
         const canvas = el("canvas", { class: "map", dataset: { layer: String(layer), channel: String(c), lo: String(page.lo[k]), hi: String(page.hi[k]) },
           title: S.channel + " " + c + " · " + fmt(page.lo[k]) + " … " + fmt(page.hi[k]) });
-        paint(canvas, bytes(b64), page.w, page.h, VIR);
+        paint(canvas, bytes(b64), page.dw, page.dh, VIR);
         canvas.addEventListener("click", (e) => {
           const r = canvas.getBoundingClientRect();
           const y = Math.min(page.h - 1, Math.floor((e.clientY - r.top) / r.height * page.h));
@@ -344,11 +355,14 @@
   function renderCamControls(data) {
     const box = $("#cam");
     const select = el("select", { id: "cam-class" });
-    state.info.classes.forEach((name, k) => select.append(el("option", { value: String(k), text: `${name} (${(100 * data.probs[k]).toFixed(1)}%)` })));
+    const classes = state.info.classes.map((name, k) => k);
+    if (classes.length > MAX_OPTIONS) classes.sort((a, b) => data.probs[b] - data.probs[a]).splice(MAX_OPTIONS);
+    classes.forEach((k) => select.append(el("option", { value: String(k), text: `${state.info.classes[k]} (${(100 * data.probs[k]).toFixed(1)}%)` })));
     select.value = String(data.predicted);
-    select.addEventListener("change", () => timed("cam", () => drawCam(+select.value)));
-    const go = el("button", { id: "cam-go", text: S.compute, onclick: () => timed("cam", () => drawCam(+select.value)) });
-    box.replaceChildren(el("label", { text: S.class + " " }, select), " ", go, el("div", { class: "cam-box", id: "cam-box" }));
+    const index = el("input", { type: "number", id: "cam-index", min: "0", max: String(state.info.classes.length - 1), value: String(data.predicted) });
+    select.addEventListener("change", () => { index.value = select.value; timed("cam", () => drawCam(+select.value)); });
+    const go = el("button", { id: "cam-go", text: S.compute, onclick: () => timed("cam", () => drawCam(+index.value)) });
+    box.replaceChildren(el("label", { text: S.class + " " }, select), " #", index, " ", go, el("div", { class: "cam-box", id: "cam-box" }));
     if (state.info.auto_cam) timed("cam", () => drawCam(data.predicted));
   }
 
