@@ -161,7 +161,7 @@ def pool_terms(parts: dict[str, nn.Module], inp: torch.Tensor, c: int, y: int, x
               "window": window, "pooled": pre, **chosen}
     affine = parts.get("affine")
     if affine is not None:  # LeNet-1998 trainable subsampling: a·pooled + b
-        a, b = _item(affine.weight, c), _item(affine.bias, c)  # type: ignore[index]
+        a, b = _item(getattr(affine, "weight"), c), _item(getattr(affine, "bias"), c)  # noqa: B009 (nn.Module typing)
         result.update(affine=[a, b])
         pre = a * pre + b
     return {**result, "sum": pre, **_activation(parts.get("act"), pre)}
@@ -177,7 +177,7 @@ def _pool_geometry(pool: nn.Module) -> tuple[str, tuple[int, int], tuple[int, in
         include = bool(getattr(pool, "count_include_pad", True))
         return kind, pair(pool.kernel_size), pair(pool.stride or pool.kernel_size), (ph, ph, pw, pw), include
     if hasattr(pool, "pad") and hasattr(pool, "kind"):  # layers.PadPool2d: F.pad order (l, r, t, b)
-        left, right, top, bottom = pool.pad
+        left, right, top, bottom = (int(v) for v in getattr(pool, "pad"))  # noqa: B009
         return str(pool.kind), pair(pool.kernel), pair(pool.stride), (top, bottom, left, right), False
     raise CnnlabError(f"cannot explain pooling module {type(pool).__name__}")
 

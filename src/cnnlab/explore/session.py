@@ -75,7 +75,7 @@ class Explorer:
         # large conv nets run ~30 % faster on CPU in channels-last layout; values are the same model's
         self.channels_last = int(getattr(self.analysis, "total_macs", 0) or 0) >= CHANNELS_LAST_MACS
         if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     # ------------------------------------------------------------------ images
 
@@ -309,11 +309,11 @@ def _from_spec(name: Any, data: Any, lang: str, max_images: int, seed: int) -> E
     model = build(spec).eval()
     analysis = _analysis(spec, lang)
     classes = [str(i) for i in range(int(analysis.num_classes or analysis.layers[-1].output_shape[0]))]
-    c = spec.input[0]
-    ex = Explorer(model, analysis, classes, (0.5,) * c, (0.25,) * c, tuple(spec.input), untrained=True,
+    c, h, w = (int(v) for v in spec.input)
+    ex = Explorer(model, analysis, classes, (0.5,) * c, (0.25,) * c, (c, h, w), untrained=True,
                   notes=[tr("explore.note.untrained", lang)], name=spec.name, lang=lang)
     if data is not None:
-        images = data if not isinstance(data, str) else _load_source(data, tuple(spec.input))
+        images = data if not isinstance(data, str) else _load_source(data, (c, h, w))
         images = getattr(images, "val", images)
         if images is not None and len(images.classes):
             ex.classes = list(images.classes) if len(images.classes) == len(classes) else classes
