@@ -109,6 +109,7 @@ def click(page, selector: str, **kw) -> dict:
 def measure(model: str, rounds: int, threads: int) -> dict:
     from playwright.sync_api import sync_playwright
 
+    load_start = os.getloadavg()
     ex = explorer(model, threads)
     server, url = start_server(ex)
     ids = ex.image_ids()
@@ -116,6 +117,7 @@ def measure(model: str, rounds: int, threads: int) -> dict:
     spatial = [i for i in layers if len(ex.analysis.layers[i].output_shape) == 3]
     rng = np.random.default_rng(0)
     times: dict[str, list[float]] = {"image": [], "layer": [], "neuron": []}
+    answers: list[float] = []  # of an image action: ms until the server's answer arrived (the rest is drawing)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=os.environ.get("CNNLAB_CHROMIUM", "/usr/bin/chromium"),
                                     args=["--headless", "--no-sandbox", "--disable-gpu"])
@@ -139,14 +141,17 @@ def measure(model: str, rounds: int, threads: int) -> dict:
                 for name, t in (("image", t_image), ("layer", t_layer), ("neuron", t_neuron)):
                     assert t["what"] == name, t
                     times[name].append(float(t["ms"]))
+                answers.extend(float(ms) for step, ms in t_image.get("phases", []) if step == "answer")
         browser.close()
     server.should_exit = True
     stats = {name: {"n": len(v), "p50_ms": round(float(np.percentile(v, 50)), 1),
                     "p95_ms": round(float(np.percentile(v, 95)), 1), "max_ms": round(max(v), 1)}
              for name, v in times.items()}
+    stats["image_answer"] = {"n": len(answers), "p50_ms": round(float(np.percentile(answers, 50)), 1),
+                             "p95_ms": round(float(np.percentile(answers, 95)), 1), "max_ms": round(max(answers), 1)}
     return {"model": model, "rounds": rounds, "target_p95_ms": TARGET_MS[model], "stats": stats,
             "console_errors": errors, "cpu_count": os.cpu_count(), "loadavg_at_end": os.getloadavg(),
-            "torch_threads": _threads(), "python": platform.python_version(), "images": len(ids)}
+            "loadavg_at_start": load_start, "torch_threads": _threads(), "python": platform.python_version(), "images": len(ids)}
 
 
 def _threads() -> int:
@@ -163,7 +168,7 @@ def main() -> None:
     args = parser.parse_args()
     result = measure(args.model, args.rounds, args.threads)
     for name, s in result["stats"].items():
-        print(f"{args.model:12s} {name:7s} p50 {s['p50_ms']:7.1f} ms  p95 {s['p95_ms']:7.1f} ms  max {s['max_ms']:7.1f} ms  (n={s['n']})")
+        print(f"{args.model:12s} {name:12s} p50 {s['p50_ms']:7.1f} ms  p95 {s['p95_ms']:7.1f} ms  max {s['max_ms']:7.1f} ms  (n={s['n']})")
     print(f"target p95 <= {result['target_p95_ms']:.0f} ms; load average at the end {result['loadavg_at_end']}")
     out = ROOT / "results" / f"explore_latency_{args.model}.json"
     out.parent.mkdir(exist_ok=True)

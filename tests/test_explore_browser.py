@@ -87,16 +87,26 @@ def _open(browser, url: str):
     return page, problems, outside
 
 
+def _count(page) -> int:
+    return int(page.evaluate("() => +document.body.dataset.done || 0"))
+
+
 def _done(page, before: int, timeout: float = 30.0) -> None:
-    """Wait until the page has finished one more action (its CSP forbids wait_for_function's eval)."""
+    """Wait until the page has finished one more action and any follow-up (a neuron click on another
+    layer also loads that layer): no new action for 150 ms. The page's CSP forbids wait_for_function."""
     deadline = time.monotonic() + timeout
-    while page.evaluate("() => +document.body.dataset.done || 0") <= before:
+    while _count(page) <= before:
         assert time.monotonic() < deadline, "the page did not finish the action"
         page.wait_for_timeout(20)
+    while True:
+        n = _count(page)
+        page.wait_for_timeout(150)
+        if _count(page) == n:
+            return
 
 
 def _click(page, selector: str, **kw) -> None:
-    before = int(page.evaluate("() => +document.body.dataset.done || 0"))
+    before = _count(page)
     page.click(selector, **kw)
     _done(page, before)
 
@@ -201,7 +211,7 @@ def test_upload_an_image_file(browser, server, trained, tmp_path) -> None:
     pixels[8:30, 10:32] = 230  # a bright square, larger than the input: the run's crop/resize applies
     path = tmp_path / "square.png"
     Image.fromarray(pixels).save(path)
-    before = int(page.evaluate("() => +document.body.dataset.done || 0"))
+    before = _count(page)
     page.set_input_files("#upload", str(path))
     _done(page, before)
     page.wait_for_selector(".thumb.selected")

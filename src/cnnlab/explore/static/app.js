@@ -275,13 +275,15 @@
   // ------------------------------------------------------------------ a neuron
   const selectNeuron = (layer, c, y, x) => timed("neuron", async () => {
     const d = await api(`/api/neuron/${state.image}/${layer}/${c}/${y}/${x}`);
+    phase("answer");
     state.neuron = d;
     document.querySelectorAll("canvas.map.selected").forEach((m) => m.classList.remove("selected"));
     const m = document.querySelector(`canvas.map[data-layer="${layer}"][data-channel="${c}"]`);
     if (m) m.classList.add("selected");
     renderNeuron(d);
     drawRF(d.rf);
-    if (state.layer !== layer) { state.layer = layer; await renderLayer(layer); }
+    phase("drawn");
+    if (state.layer !== layer) setTimeout(() => selectLayer(layer), 0);  // the layer panel follows, as its own answer
   });
 
   function drawRF(box) {
