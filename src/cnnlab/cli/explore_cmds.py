@@ -44,6 +44,10 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from cnnlab.i18n import tr
 
     lang = resolve_lang(args.lang)
+    if not args.static:
+        from cnnlab.explore.server import check_host
+
+        check_host(args.host, args.allow_remote)  # before the model is loaded
     choose_threads(args.threads)
     count = args.static_images if args.static else args.images
     ex = open_explorer(args.target, data=args.data, lang=lang, max_images=max(0, count), checkpoint=args.checkpoint)

@@ -21,15 +21,15 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any
-
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Route
+from typing import TYPE_CHECKING, Any
 
 from cnnlab.errors import CnnlabError
 from cnnlab.explore.assets import STATIC_FILES, static_file
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
 
 MAX_UPLOAD = 10 * 2**20  # bytes: an upload larger than this is refused before it is decoded
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
@@ -42,6 +42,11 @@ SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "n
 def create_app(ex: Any, *, token: str | None = None, allowed_hosts: tuple[str, ...] = LOCAL_HOSTS,
                max_upload: int = MAX_UPLOAD, log: Callable[[str], None] | None = None) -> Starlette:
     """The ASGI app. ``token``: required on every request (``?token=`` or header ``X-Cnnlab-Token``)."""
+    _require_extra()
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
     lock = threading.Lock()  # one torch computation at a time: the session's caches are not thread-safe
     say = log or (lambda text: print(text, file=sys.stderr))
 
@@ -116,7 +121,18 @@ def create_app(ex: Any, *, token: str | None = None, allowed_hosts: tuple[str, .
     return _guard(app, token, allowed_hosts)
 
 
+def _require_extra() -> None:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise CnnlabError("cnnlab explore needs the [explore] extra: pip install 'cnnlab[explore]' "
+                          "(starlette and uvicorn)") from None
+
+
 def _file(name: str) -> Response:
+    from starlette.responses import FileResponse
+
     media = {"html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8",
              "css": "text/css; charset=utf-8"}[name.rsplit(".", 1)[1]]
     with resources.as_file(static_file(name)) as path:
@@ -124,6 +140,8 @@ def _file(name: str) -> Response:
 
 
 def _too_large(limit: int, say: Callable[[str], None]) -> Response:
+    from starlette.responses import JSONResponse
+
     message = f"the upload is larger than {limit // 2**20} MiB; send a smaller image file"
     say(f"error: {message}")
     return JSONResponse({"error": message}, status_code=413)
@@ -180,17 +198,24 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def serve(ex: Any, *, host: str = "127.0.0.1", port: int = 8765, allow_remote: bool = False,
-          open_browser: bool = True, lang: str = "en", ready: Callable[[str], None] | None = None) -> None:
-    """Run the server until Ctrl+C. A host other than localhost needs ``allow_remote`` and gets a token."""
-    import uvicorn
-
-    from cnnlab.i18n import tr
-
+def check_host(host: str, allow_remote: bool) -> bool:
+    """True for a localhost address; another host needs ``allow_remote`` (else a CnnlabError saying so)."""
     local = host in LOCAL_HOSTS
     if not local and not allow_remote:
         raise CnnlabError(f"--host {host} would make the page reachable from other machines; "
                           "add --allow-remote to do that on purpose (a random token is then required)")
+    return local
+
+
+def serve(ex: Any, *, host: str = "127.0.0.1", port: int = 8765, allow_remote: bool = False,
+          open_browser: bool = True, lang: str = "en", ready: Callable[[str], None] | None = None) -> None:
+    """Run the server until Ctrl+C. A host other than localhost needs ``allow_remote`` and gets a token."""
+    _require_extra()
+    import uvicorn
+
+    from cnnlab.i18n import tr
+
+    local = check_host(host, allow_remote)
     token = None if local else new_token()
     app = create_app(ex, token=token, allowed_hosts=LOCAL_HOSTS if local else ())
     shown = "127.0.0.1" if local else host
