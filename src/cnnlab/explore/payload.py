@@ -67,7 +67,7 @@ def info(ex: Any) -> dict[str, Any]:
 
 def thumb(ex: Any, key: str) -> dict[str, Any]:
     e = ex.entries[key]
-    label = ex.classes[e.label] if e.label is not None else None
+    label = ex.classes[e.label] if e.label is not None else e.label_name
     pred = ex.classes[e.predicted] if e.predicted is not None else None
     scale = max(1, 56 // max(e.pixels.shape[1:]))
     small = e.pixels if max(e.pixels.shape[1:]) <= 96 else _shrink(e.pixels, 64)

@@ -39,6 +39,7 @@ class Entry:
     label: int | None
     source: str
     predicted: int | None = None
+    label_name: str | None = None  # the data's own class name (also when the model has no such class)
 
 
 @dataclass
@@ -90,8 +91,9 @@ class Explorer:
         probs = self._predict(pixels)  # (n, K)
         names = list(images.classes)
         for k, i in enumerate(idx):
-            label = self._class_of(names[int(images.labels[i])]) if names else int(images.labels[i])
-            self.entries[f"v{k}"] = Entry(pixels[k], label, str(images.sources[i]), int(probs[k].argmax()))
+            name = names[int(images.labels[i])] if names else str(int(images.labels[i]))
+            label = self._class_of(name) if names else int(images.labels[i])
+            self.entries[f"v{k}"] = Entry(pixels[k], label, str(images.sources[i]), int(probs[k].argmax()), name)
 
     def _class_of(self, name: str) -> int | None:
         return self.classes.index(name) if name in self.classes else None

@@ -116,7 +116,8 @@
     box.replaceChildren();
     for (const im of images) {
       const status = im.correct === null ? "" : (im.correct ? "ok" : "bad");
-      const caption = im.label === null ? S.unlabelled + " → " + im.predicted : im.label + (im.correct ? " ✓" : " ✗ " + im.predicted);
+      const caption = im.label === null ? S.unlabelled + " → " + im.predicted
+        : im.correct === null ? im.label + " → " + im.predicted : im.label + (im.correct ? " ✓" : " ✗ " + im.predicted);
       const b = el("button", { class: "thumb " + status, dataset: { id: im.id }, title: im.source + " — " + (im.correct === null ? "" : (im.correct ? S.correct : S.wrong)),
         onclick: () => selectImage(im.id) }, el("img", { src: im.png, alt: im.source }), el("span", { text: caption }));
       box.append(b);
