@@ -223,6 +223,21 @@ def test_upload_an_image_file(browser, server, trained, tmp_path) -> None:
     assert [probs[k] for k in range(2)] == pytest.approx(expected.tolist(), abs=1e-6)
     assert page.locator(f'.thumb[data-id="{key}"] img').count() == 1
     _shot(page, tmp_path, "explore-upload.png")
+
+    dropped = tmp_path / "dropped.png"
+    Image.fromarray(pixels[::-1].copy()).save(dropped)
+    transfer = page.evaluate_handle(
+        "(data) => { const t = new DataTransfer(); "
+        "t.items.add(new File([new Uint8Array(data)], 'dropped.png', {type: 'image/png'})); return t; }",
+        list(dropped.read_bytes()))
+    before = _count(page)
+    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+    _done(page, before)
+    second = page.get_attribute(".thumb.selected", "data-id")
+    assert second.startswith("u") and second != key
+    ref = _reference(trained, load_image(dropped, (3, 16, 16), "crop"))
+    probs = {int(k): float(p) for k, p in page.eval_on_selector_all(".prob", "els => els.map(e => [e.dataset.cls, e.dataset.p])")}
+    assert [probs[k] for k in range(2)] == pytest.approx(torch.softmax(ref[-1], 0).tolist(), abs=1e-6)
     assert problems == [] and outside == []
     page.set_input_files("#upload", files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image"}])
     page.wait_for_selector("#error:not([hidden])")

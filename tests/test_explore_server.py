@@ -178,3 +178,14 @@ def test_cli_static_export_writes_the_page(tmp_path, capsys) -> None:
     assert data.startswith("window.CNNLAB_STATIC = ") and '"/api/image/v1"' in data
     assert "static/data.js" in (out / "index.html").read_text()
     assert "UNTRAINED" in capsys.readouterr().out
+
+
+def test_registering_the_command_imports_neither_torch_nor_the_server() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, argparse; import cnnlab.cli.explore_cmds as m; "
+            "m.register(argparse.ArgumentParser().add_subparsers()); "
+            "print('torch' in sys.modules, 'starlette' in sys.modules, 'uvicorn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "False"]
