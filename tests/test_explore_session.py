@@ -210,18 +210,28 @@ def test_spec_is_marked_untrained_and_missing_run_is_named(tmp_path) -> None:
 
 
 def test_run_still_training_uses_its_latest_checkpoint(tmp_path) -> None:
-    from _report_helpers import tiny_run
+    from _report_helpers import SPEC, squares_bundle
+    from cnnlab.train import train
+    from cnnlab.train.checkpoint import read_weights, write_weights
 
-    run, bundle = tiny_run(tmp_path / "run")
+    bundle = squares_bundle(n=32)
+    run = tmp_path / "run"
+    train(SPEC, bundle, out=run, quiet=True, report=False, epochs=1, batch_size=16, lr=0.01, threads=1)
+    best, _ = read_weights(run / "checkpoints" / "best")
+    last, meta = read_weights(run / "checkpoints" / "last")
+    moved = {k: v + 0.25 if v.is_floating_point() else v for k, v in last.items()}  # as if training went on
+    write_weights(run / "checkpoints" / "last", moved, meta)
     status = json.loads((run / "status.json").read_text())
+
     (run / "status.json").write_text(json.dumps({**status, "state": "running"}))
     ex = open_explorer(run, data=bundle)
     assert any("still training" in n and "latest checkpoint" in n for n in ex.info()["notes"])
-    from cnnlab.train import load_run
-
-    last = load_run(run, "last").model.state_dict()
-    assert all(torch.equal(v, last[k]) for k, v in ex.model.state_dict().items())
-    first = ex.image_ids()[0]
-    assert ex.images()[0]["label"] in ("empty", "square") and ex.images()[0]["correct"] in (True, False)
+    assert all(torch.equal(v, moved[k]) for k, v in ex.model.state_dict().items())
+    image = ex.images()[0]
+    assert image["label"] in ("empty", "square") and image["correct"] in (True, False)
     probs = torch.softmax(ex.model(ex.preprocess(bundle.val.images[:1])), 1)[0]
-    assert ex.image(first)["probs"] == pytest.approx(probs.tolist(), abs=1e-6)
+    assert ex.image(image["id"])["probs"] == pytest.approx(probs.tolist(), abs=1e-6)
+
+    (run / "status.json").write_text(json.dumps({**status, "state": "finished"}))
+    done = open_explorer(run, data=bundle)
+    assert not done.notes and all(torch.equal(v, best[k]) for k, v in done.model.state_dict().items())
