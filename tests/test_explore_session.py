@@ -235,3 +235,24 @@ def test_run_still_training_uses_its_latest_checkpoint(tmp_path) -> None:
     (run / "status.json").write_text(json.dumps({**status, "state": "finished"}))
     done = open_explorer(run, data=bundle)
     assert not done.notes and all(torch.equal(v, best[k]) for k, v in done.model.state_dict().items())
+
+
+@pytest.mark.parametrize("name", ["lenet5-1998", "book-cnn"])
+def test_zoo_networks_explain_every_layer(name) -> None:
+    """Trainable subsampling (a·pool + b, tanh), connection tables, RBF output, 'same' convs: each layer's
+    value is the model's own, and where the page shows arithmetic it gives that value."""
+    from cnnlab.data import ImageSet
+
+    ex = open_explorer(name)
+    c, h, w = ex.input_shape
+    ex.add_images(ImageSet(np.random.default_rng(0).integers(0, 256, (1, c, h, w), dtype=np.uint8),
+                           np.zeros(1, np.int64), [], ["x.png"]))
+    ref = _torch_outputs(ex.model, ex.preprocess(ex.entries["v0"].pixels[None]))
+    for layer, out in ref.items():
+        out = out[0]
+        pos = (0, out.shape[1] // 2, out.shape[2] // 2) if out.dim() == 3 else (0,)
+        d = ex.neuron("v0", layer, *pos)
+        assert d["value"] == pytest.approx(float(out[pos]), abs=1e-5)
+        if d["op"] != "other":  # connection tables and RBF outputs show only their value
+            assert d["activation"] == pytest.approx(float(out[pos]), abs=1e-5), (layer, d["op"])
+        assert ex.layer(layer)["explanation"]

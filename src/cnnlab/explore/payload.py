@@ -144,7 +144,10 @@ def layer(ex: Any, index: int) -> dict[str, Any]:
     conv = _find(module, "conv")
     linear = _find(module, "linear")
     if conv is not None and row.kind == "conv":
-        result["filters"] = _filters(ex, index)
+        try:
+            result["filters"] = _filters(ex, index)
+        except CnnlabError:  # a connection-table conv (LeNet-1998): its kernels are not one weight tensor
+            pass
     elif linear is not None:
         result["weights"] = _strongest(linear.weight.detach().float().cpu().numpy(), _source_shape(ex, index),
                                        ex.classes if row.kind == "output" else None)
