@@ -140,6 +140,9 @@ def test_unwrap_model_sees_through_compile_wrapper() -> None:
     wrapper = torch.nn.Module()
     wrapper._orig_mod = net  # what torch.compile's OptimizedModule holds
     assert dist.unwrap_model(wrapper) is net
+    outer = torch.nn.Module()
+    outer.module = wrapper  # DDP around a compiled module
+    assert dist.unwrap_model(outer) is net
     assert dist.unwrap_model(net) is net
     assert dist.wrap_model(net, dist.init_from_env(device="cpu", env={})) is net
 
@@ -159,6 +162,10 @@ def test_devices_command_text(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_sync_batchnorm_is_refused_off_gpu_before_ddp_sees_it() -> None:
-    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    from cnnlab.spec import load_spec
+    from cnnlab.train import TrainConfig
+    from cnnlab.train.setup import build_model
+
+    spec = load_spec({"input": [1, 8, 8], "layers": [{"conv": 2}, "batchnorm", "flatten", {"output": 2}]})
     with pytest.raises(CnnlabError, match="--sync-bn needs CUDA GPUs"):
-        dist.wrap_model(net, _fake_info(), sync_batchnorm=True)
+        build_model(spec, TrainConfig(sync_bn=True), torch.device("cpu"), _fake_info())

@@ -227,28 +227,24 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     return box[0]
 
 
-def wrap_model(model: nn.Module, info: DistInfo, *, sync_batchnorm: bool = False) -> nn.Module:
-    """Wrap ``model`` (already on ``info.device``) in DistributedDataParallel when distributed.
-
-    ``sync_batchnorm`` converts BatchNorm layers to SyncBatchNorm first (statistics over the
-    global batch; useful when each rank's batch is small). Returns ``model`` itself when single.
-    """
+def wrap_model(model: nn.Module, info: DistInfo) -> nn.Module:
+    """Wrap ``model`` (already on ``info.device``) in DistributedDataParallel when distributed;
+    returns ``model`` itself when single. (SyncBatchNorm conversion, if any, comes before: see
+    ``cnnlab.train.setup.build_model``.)"""
     if not info.distributed:
         return model
-    if sync_batchnorm:
-        if info.device.type != "cuda":
-            raise CnnlabError(f"--sync-bn needs CUDA GPUs: PyTorch's SyncBatchNorm does not run on "
-                              f"{info.device.type}; drop --sync-bn")
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     ids = [info.device.index] if info.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain module inside a DDP (or ``torch.compile``) wrapper, for saving and analysis."""
-    inner = getattr(model, "_orig_mod", model)  # torch.compile wrapper
-    inner = inner.module if isinstance(inner, nn.parallel.DistributedDataParallel) else inner
-    return getattr(inner, "_orig_mod", inner)
+    """The user's module under DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers, in
+    any nesting, for saving and analysis."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
 
 
 def explain_batch(info: DistInfo, per_rank_batch: int, lr: float) -> str:
@@ -409,3 +405,28 @@ def _first_line(exc: BaseException) -> str:
     line = re.sub(r"^\[[^\]]*\.(?:cc|cpp|h|hpp):\d+\]\s*", "", text.splitlines()[0])
     line = line.split(". This is typically caused", 1)[0]
     return line[:300].rstrip(". ")
+
+
+def device_report() -> dict[str, Any]:
+    """Everything ``cnnlab devices`` shows, as data."""
+
+    gpus = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            gpus.append({"index": i, "name": props.name,
+                         "memory_gib": round(props.total_memory / 2**30, 1),
+                         "capability": f"{props.major}.{props.minor}"})
+    mps = getattr(torch.backends, "mps", None)
+    return {
+        "torch": torch.__version__,
+        "cpu_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "cuda": gpus,
+        "bf16_cuda": bool(gpus) and torch.cuda.is_bf16_supported(),
+        "mps": bool(mps is not None and mps.is_available()),
+        "backends": {name: bool(getattr(dist, f"is_{name}_available", lambda: False)())
+                     for name in ("nccl", "gloo", "mpi")},
+        "torchrun": {k: os.environ[k] for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR",
+                                                "MASTER_PORT") if k in os.environ},
+    }

@@ -144,6 +144,10 @@ def load_run(path: str | os.PathLike[str], which: str = "best", device: str | to
     from cnnlab.spec import load_spec
 
     root = Path(path)
+    if root.is_file():
+        refuse_pickle(root)  # a torch.save/pickle file: refused, with the reason
+        raise RunError(f"{root} is a file; pass the run folder that `cnnlab train` wrote (it holds config.yaml "
+                       "and checkpoints/), not a single checkpoint file")
     _check_folder(root, which)
     config = TrainConfig.from_dict(_read_yaml(root / "config.yaml"), where=str(root / "config.yaml"))
     try:
