@@ -6,7 +6,6 @@ Nothing here trains for long or touches the real datasets.
 from __future__ import annotations
 
 from collections.abc import Iterator
-
 from pathlib import Path
 from typing import Any
 

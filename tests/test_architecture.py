@@ -159,3 +159,19 @@ def test_each_package_says_what_it_owns_and_may_import() -> None:
 def test_at_most_six_top_level_modules() -> None:
     top = sorted(p.name for p in SRC.glob("*.py"))
     assert len(top) <= 6, top
+
+
+def test_public_names_stay_functions_whatever_was_imported_before() -> None:
+    """``import cnnlab.train.config`` binds ``cnnlab.train`` to the subpackage in plain Python; the
+    package keeps its public functions. The old module paths still import (same module objects)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cnnlab.evaluate, cnnlab.predict, cnnlab.export, cnnlab.report, cnnlab.train, "
+            "cnnlab.train.config, cnnlab.report.api, cnnlab; import inspect; "
+            "print(all(inspect.isfunction(getattr(cnnlab, n)) or inspect.isclass(getattr(cnnlab, n)) "
+            "for n in cnnlab.__all__), "
+            "sys.modules['cnnlab.evaluate'] is sys.modules['cnnlab.inference.evaluation'], "
+            "sys.modules['cnnlab.evaluate'].__spec__.name)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True", "cnnlab.inference.evaluation"]

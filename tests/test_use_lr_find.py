@@ -14,8 +14,8 @@ from torch import nn
 
 from _use_helpers import one_thread, stripes_set  # noqa: F401  (fixture)
 from cnnlab.errors import CnnlabError
-from cnnlab.train.lr_find import lr_find, suggest
 from cnnlab.train import TrainConfig
+from cnnlab.train.lr_find import lr_find, suggest
 
 MEAN, STD = (0.3,), (0.35,)
 pytestmark = pytest.mark.usefixtures("one_thread")

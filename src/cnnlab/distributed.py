@@ -14,8 +14,6 @@ cheap no-op and :func:`init_from_env` returns a single-process :class:`DistInfo`
 >>> info = init_from_env(device="cpu", env={})
 >>> (info.rank, info.world_size, info.is_main, info.distributed, info.backend)
 (0, 1, True, False, None)
->>> is_main_process()
-True
 
 Rules (STYLE 12): no ``print`` patching, no mutated arguments; the caller decides what rank 0
 prints and writes by asking :attr:`DistInfo.is_main`. A rank that dies makes the others fail
@@ -162,19 +160,6 @@ def init_from_env(device: str | torch.device = "auto", *, timeout_s: float | Non
     return DistInfo(rank, world, local_rank, dev, rank == 0, chosen, timeout)
 
 
-def is_main_process() -> bool:
-    """True on rank 0, and always true without a process group (single-process training)."""
-    return not _active() or dist.get_rank() == 0
-
-
-def get_rank() -> int:
-    return dist.get_rank() if _active() else 0
-
-
-def get_world_size() -> int:
-    return dist.get_world_size() if _active() else 1
-
-
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """Sum ``tensor`` over all ranks in place and return it (unchanged when not distributed).
 
@@ -213,18 +198,6 @@ def barrier() -> None:
         _collective(lambda: dist.barrier(device_ids=[torch.cuda.current_device()]), "barrier")
     else:
         _collective(dist.barrier, "barrier")
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """Return rank ``src``'s ``obj`` on every rank (any picklable value; the run folder name, a seed).
-
-    It travels between cnnlab's own processes only; nothing read from disk is unpickled.
-    """
-    if not _active():
-        return obj
-    box = [obj]
-    _collective(lambda: dist.broadcast_object_list(box, src=src), "broadcast")
-    return box[0]
 
 
 def wrap_model(model: nn.Module, info: DistInfo) -> nn.Module:

@@ -16,9 +16,6 @@ from cnnlab.analysis.memory import (
     SAVES_OUTPUT,
     add_activation,
 )
-from cnnlab.analysis.types import LayerAnalysis, Shape
-from cnnlab.analysis.window import resolve_window, same_note, shape_formula, window_desc
-from cnnlab.i18n import integer, short, tr
 from cnnlab.analysis.shapes import (
     ReceptiveField,
     conv_macs,
@@ -27,6 +24,9 @@ from cnnlab.analysis.shapes import (
     rf_window,
     table_conv_params,
 )
+from cnnlab.analysis.types import LayerAnalysis, Shape
+from cnnlab.analysis.window import resolve_window, same_note, shape_formula, window_desc
+from cnnlab.i18n import integer, short, tr
 from cnnlab.spec import (
     LRN,
     Act,

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

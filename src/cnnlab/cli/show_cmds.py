@@ -197,8 +197,8 @@ def cmd_curves(args: argparse.Namespace) -> int:
 
 
 def _evaluated(args: argparse.Namespace, lang: str) -> tuple[Any, Any, Any]:
-    from cnnlab.inference.evaluation import evaluate
     from cnnlab.inference.dataset import evaluation_set
+    from cnnlab.inference.evaluation import evaluate
 
     run = _load(args)
     images, _label = evaluation_set(run, args.data, args.split, lang, max_images=None)

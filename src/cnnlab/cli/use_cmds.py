@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cnnlab.errors import CnnlabError, RunError
+from cnnlab.errors import CnnlabError
 from cnnlab.i18n import resolve_lang, tr
 
 

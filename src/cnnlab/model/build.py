@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.model import layers as L
 from cnnlab.analysis import Analysis, LayerAnalysis, analyze
+from cnnlab.model import layers as L
 from cnnlab.model.summary import summary
 from cnnlab.spec import (
     LRN,
@@ -172,8 +172,8 @@ def _residual(layer: Residual, row: LayerAnalysis) -> L.Residual:
 
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter or buffer (CPU for a model with none)."""
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for param in model.parameters():
+        return param.device
+    for buffer in model.buffers():
+        return buffer.device
     return torch.device("cpu")

@@ -24,6 +24,7 @@ import yaml
 
 from cnnlab.errors import SpecError, did_you_mean
 from cnnlab.i18n import tr
+from cnnlab.spec.convert import CONVERTERS, Bad
 from cnnlab.spec.types import (
     LAYER_CLASSES,
     Flatten,
@@ -33,7 +34,6 @@ from cnnlab.spec.types import (
     Residual,
     Spec,
 )
-from cnnlab.spec.convert import CONVERTERS, Bad
 
 TOP_KEYS = ("name", "input", "layers", "description")
 # names people bring from Keras/PyTorch -> our kind
