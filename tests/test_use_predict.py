@@ -110,3 +110,22 @@ def test_bad_options_are_errors(images: tuple[Any, dict]) -> None:
     run, _ = images
     with pytest.raises(CnnlabError, match="top-k"):
         predict(run, ["x.png"], top_k=0)
+
+
+def test_predict_reads_every_extension_training_reads(tmp_path: Path) -> None:
+    """A folder of .jfif/.jpe/.pbm/.pnm files: training decodes them, so predict must find them too."""
+    from PIL import Image
+
+    from cnnlab.data.decode import IMAGE_EXTENSIONS
+
+    run = real_run(tmp_path / "run", 1, 8, CLASSES, (0.5,), (0.25,))
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    Image.new("L", (8, 8), 128).save(folder / "a.jfif", format="JPEG")
+    Image.new("L", (8, 8), 128).save(folder / "b.jpe", format="JPEG")
+    Image.new("1", (8, 8), 1).save(folder / "c.pbm", format="PPM")
+    Image.new("L", (8, 8), 50).save(folder / "d.pnm", format="PPM")
+    assert {".jfif", ".jpe", ".pbm", ".pnm"} <= set(IMAGE_EXTENSIONS)
+    results = predict(run, [str(folder)])
+    assert sorted(Path(r.source).name for r in results) == ["a.jfif", "b.jpe", "c.pbm", "d.pnm"]
+    assert all(r.ok for r in results), [r.error for r in results]

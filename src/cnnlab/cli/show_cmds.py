@@ -21,9 +21,9 @@ from typing import Any
 
 from cnnlab.errors import CnnlabError, did_you_mean
 from cnnlab.i18n import resolve_lang
+from cnnlab.inference.dataset import SPLITS
 
 _FMT = argparse.ArgumentDefaultsHelpFormatter
-SPLITS = ("auto", "val", "test", "train")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
