@@ -5,25 +5,14 @@ Nothing here trains for long or touches the real datasets.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 import torch
 from torch import nn
 
 from cnnlab.data import ImageSet
-
-
-@pytest.fixture()
-def one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread, and the shared CI machine is often busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def real_run(folder: Path, in_ch: int, size: int, classes: list[str], mean: tuple[float, ...],

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _use_helpers import TinySet, one_thread, random_set, real_run, reference_input  # noqa: F401  (fixture)
+from _use_helpers import TinySet, random_set, real_run, reference_input
 from cnnlab.errors import DataError
 from cnnlab.inference.evaluation import (
     averages,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from _use_helpers import one_thread, real_run  # noqa: F401  (fixture)
+from _use_helpers import real_run
 from cnnlab.errors import CnnlabError
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'cnnlab[onnx]')")

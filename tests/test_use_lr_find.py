@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _use_helpers import one_thread, stripes_set  # noqa: F401  (fixture)
+from _use_helpers import stripes_set
 from cnnlab.errors import CnnlabError
 from cnnlab.train import TrainConfig
 from cnnlab.train.lr_find import lr_find, suggest

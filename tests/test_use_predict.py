@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from _use_helpers import one_thread, real_run  # noqa: F401  (fixture)
+from _use_helpers import real_run
 from cnnlab.errors import CnnlabError
 from cnnlab.inference.prediction import expand_inputs, predict
 

@@ -168,7 +168,7 @@ def _prepare_folder(run_dir: RunDir, resume: bool, cfg: TrainConfig, spec: Any, 
 
     if not resume:
         run_dir.create()
-        run_dir.write_skipped(list(bundle.skipped))
+        bundle.write_skipped(run_dir.path / "skipped.txt")
     run_dir.write_setup(cfg, spec.to_dict(), list(bundle.classes), data_info(bundle, source))
     run_dir.set_status("running", 0)
 

@@ -69,10 +69,6 @@ class RunDir:
         atomic_write_text(self.path / "classes.json", json.dumps(list(classes), ensure_ascii=False) + "\n")
         atomic_write_text(self.path / "data.json", json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
-    def write_skipped(self, skipped: list[tuple[str, str]]) -> None:
-        text = "".join(f"{path}\t{reason}\n" for path, reason in skipped)
-        atomic_write_text(self.path / "skipped.txt", text)
-
     def append_metrics(self, row: dict[str, Any]) -> None:
         with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
