@@ -109,15 +109,15 @@ def nonneg_float(v: Any) -> float:
 def choice(enum_cls: type[E]) -> Callable[[Any], E]:
     """Converter for a string option: case-insensitive, ``null`` means ``none`` where allowed."""
     options = [e.value for e in enum_cls]
+    members = {e.value: e for e in enum_cls}
 
     def convert(v: Any) -> E:
         if v is None and "none" in options:
             v = "none"
         if isinstance(v, str):
-            text = v.strip().lower().replace("-", "_")
-            for member in enum_cls:
-                if member.value == text:
-                    return member
+            member = members.get(v.strip().lower().replace("-", "_"))
+            if member is not None:
+                return member
         raise Bad("choice", options, allowed=", ".join(options))
 
     return convert
