@@ -315,10 +315,13 @@ def output(layer: Output, x: In, cx: Ctx) -> LayerAnalysis:
 def batchnorm(layer: BatchNorm, x: In, cx: Ctx) -> LayerAnalysis:
     c = x.shape[0]
     dim = "2d" if len(x.shape) == 3 else "1d"
-    row = _row(x, "batchnorm", f"batchnorm{dim} C={c}{_act_suffix(layer.activation)}", x.shape, x.rf)
+    ghost = f" ghost {layer.ghost}" if layer.ghost else ""
+    row = _row(x, "batchnorm", f"batchnorm{dim} C={c}{ghost}{_act_suffix(layer.activation)}", x.shape, x.rf)
     row.weights, row.biases = c, c
     row.buffers = 2 * c + 1
     row.formula = tr("analysis.batchnorm", cx.lang, c=c, total=integer(2 * c, cx.lang), buf=integer(2 * c, cx.lang))
+    if layer.ghost:
+        row.notes.append(tr("analysis.batchnorm_ghost", cx.lang, n=integer(layer.ghost, cx.lang)))
     row.macs = 0
     row.resolved = {"channels": c, "dim": dim}
     row.saves_input = True

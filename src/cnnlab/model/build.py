@@ -96,7 +96,10 @@ def _module(layer: Layer, row: LayerAnalysis) -> nn.Module:
         return _residual(layer, row)
     if isinstance(layer, BatchNorm):
         c = row.resolved["channels"]
-        bn = nn.BatchNorm2d(c) if row.resolved["dim"] == "2d" else nn.BatchNorm1d(c)
+        if layer.ghost:
+            bn: nn.Module = L.GhostBatchNorm(c, layer.ghost, dims=2 if row.resolved["dim"] == "2d" else 1)
+        else:
+            bn = nn.BatchNorm2d(c) if row.resolved["dim"] == "2d" else nn.BatchNorm1d(c)
         return _seq(bn=bn, act=activation_module(layer.activation))
     if isinstance(layer, GlobalPool):
         pool = nn.AdaptiveAvgPool2d(1) if layer.kind == PoolKind.AVG else nn.AdaptiveMaxPool2d(1)

@@ -152,7 +152,7 @@ CONVERTERS: dict[type, dict[str, Callable[[Any], Any]]] = {
         "ceil": boolean, "trainable": boolean, "activation": choice(Act),
     },
     GlobalPool: {"kind": choice(PoolKind)},
-    BatchNorm: {"activation": choice(Act)},
+    BatchNorm: {"activation": choice(Act), "ghost": lambda v: None if v is None else pos_int(v)},
     Dropout: {"rate": rate},
     Flatten: {},
     Dense: {"units": pos_int, "activation": choice(Act), "bias": boolean},
