@@ -52,8 +52,8 @@ def register(sub: Any) -> None:
 
 def run_summary(args: argparse.Namespace) -> int:
     from cnnlab.analysis import analyze
+    from cnnlab.analysis.render import print_summary, render
     from cnnlab.i18n import resolve_lang
-    from cnnlab.render import print_summary, render
 
     if args.batch < 1:
         from cnnlab.errors import CnnlabError
@@ -92,9 +92,8 @@ def _input_size(text: str) -> tuple[int, int, int]:
 
 def run_check(args: argparse.Namespace) -> int:
     from cnnlab.analysis import analyze
-    from cnnlab.analysis_layers import num
     from cnnlab.errors import CnnlabError
-    from cnnlab.i18n import resolve_lang, tr
+    from cnnlab.i18n import integer, resolve_lang, tr
 
     lang = resolve_lang(args.lang)
     failed = 0
@@ -105,7 +104,7 @@ def run_check(args: argparse.Namespace) -> int:
             failed += 1
             print(f"{tr('analysis.check.fail', lang, net=net)}\n{exc}", file=sys.stderr)
             continue
-        print(tr("analysis.check.ok", lang, net=net, layers=len(a.layers), params=num(a.total_params, lang),
+        print(tr("analysis.check.ok", lang, net=net, layers=len(a.layers), params=integer(a.total_params, lang),
                  shape=a.output_shape))
         for w in a.warnings:
             print("  " + tr("analysis.warning", lang, text=w))
@@ -117,9 +116,8 @@ def run_models(args: argparse.Namespace) -> int:
 
     from cnnlab import zoo
     from cnnlab.analysis import analyze
-    from cnnlab.analysis_layers import num
-    from cnnlab.i18n import resolve_lang, tr
-    from cnnlab.render import human_count
+    from cnnlab.analysis.render import human_count
+    from cnnlab.i18n import integer, resolve_lang, tr
 
     lang = resolve_lang(args.lang)
     rows: list[dict[str, Any]] = []
@@ -130,11 +128,11 @@ def run_models(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
-    from cnnlab.render_text import draw_table, paint, terminal_width, use_color
+    from cnnlab.analysis.render_text import draw_table, paint, terminal_width, use_color
 
     color = use_color()
     headers = [tr(f"analysis.models.{c}", lang) for c in ("name", "input", "params", "trainable", "macs", "description")]
-    cells = [[r["name"], "×".join(map(str, r["input"])), num(r["params"], lang), num(r["trainable_params"], lang),
+    cells = [[r["name"], "×".join(map(str, r["input"])), integer(r["params"], lang), integer(r["trainable_params"], lang),
               human_count(r["macs"], lang), r["description"]] for r in rows]
     print(paint(tr("analysis.models.title", lang), "bold", color) + "\n")
     print(draw_table(headers, cells, align="lrrrrl", styles=["cyan", None, "green", "green", "magenta", None],

@@ -21,9 +21,9 @@ from typing import Any
 
 from cnnlab.errors import CnnlabError, did_you_mean
 from cnnlab.i18n import resolve_lang
+from cnnlab.inference.dataset import SPLITS
 
 _FMT = argparse.ArgumentDefaultsHelpFormatter
-SPLITS = ("auto", "val", "test", "train")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -197,8 +197,8 @@ def cmd_curves(args: argparse.Namespace) -> int:
 
 
 def _evaluated(args: argparse.Namespace, lang: str) -> tuple[Any, Any, Any]:
-    from cnnlab.evaluate import evaluate
-    from cnnlab.report.source import evaluation_set
+    from cnnlab.inference.dataset import evaluation_set
+    from cnnlab.inference.evaluation import evaluate
 
     run = _load(args)
     images, _label = evaluation_set(run, args.data, args.split, lang, max_images=None)
@@ -232,7 +232,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     run = _load(args)
     images, label = None, ""
     if args.data is not None or args.split != "val":
-        from cnnlab.report.source import evaluation_set
+        from cnnlab.inference.dataset import evaluation_set
 
         images, label = evaluation_set(run, args.data, args.split, lang)
     path = write_report(run, data=images, data_label=label, lang=lang, out=args.out, force=args.force)

@@ -1,4 +1,4 @@
-"""``cnnlab train`` and ``cnnlab demo``: thin shells over ``cnnlab.train.train`` and ``cnnlab.demo.run_demo``.
+"""``cnnlab train`` and ``cnnlab demo``: thin shells over ``cnnlab.workflows.train`` and ``cnnlab.workflows.demo.run_demo``.
 
     cnnlab train lenet5 --data mnist --epochs 10 --out runs/lenet
     cnnlab train runs/lenet --resume
@@ -154,7 +154,7 @@ def _train(args: argparse.Namespace) -> int:
     overrides = config_overrides(args)
     if args.dry_run:
         return _dry_run(args, config, overrides)
-    from cnnlab.train import train
+    from cnnlab.workflows import train
 
     train(args.spec, args.data, config, out=args.out, resume=args.resume, quiet=args.quiet,
           lang=args.lang, report=not args.no_report, **overrides)
@@ -180,7 +180,7 @@ def _dry_run(args: argparse.Namespace, config: TrainConfig | None, overrides: di
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from cnnlab.demo import run_demo
+    from cnnlab.workflows.demo import run_demo
 
     run_demo(out=args.out, epochs=args.epochs, quiet=args.quiet, lang=args.lang, threads=args.threads)
     return 0

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cnnlab.errors import CnnlabError, RunError
+from cnnlab.errors import CnnlabError
 from cnnlab.i18n import resolve_lang, tr
 
 
@@ -126,23 +126,17 @@ def _load(args: argparse.Namespace) -> Any:
     from cnnlab.distributed import resolve_device
     from cnnlab.train import load_run
 
-    path = Path(args.run)
-    if path.is_file():
-        from cnnlab.train.checkpoint import refuse_pickle
-
-        refuse_pickle(path)  # a torch.save/pickle file: refused, with the reason
-        raise RunError(f"{path} is a file; pass the run folder that `cnnlab train` wrote (it holds config.yaml "
-                       "and checkpoints/), not a single checkpoint file")
-    return load_run(path, which=getattr(args, "checkpoint", "best"), device=resolve_device(args.device))
+    return load_run(Path(args.run), which=getattr(args, "checkpoint", "best"), device=resolve_device(args.device))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.cli.use_render import render_evaluation
-    from cnnlab.evaluate import evaluate
+    from cnnlab.inference.dataset import resolve_split
+    from cnnlab.inference.evaluation import evaluate
 
     lang = resolve_lang(args.lang)
     run = _load(args)
-    imageset, source, split = _eval_data(run, args.data, args.split, quiet=args.output != "table")
+    imageset, source, split = resolve_split(run, args.data, args.split, progress=args.output == "table")
     result = evaluate(run, imageset, batch_size=args.batch_size, top_k=args.top_k)
     meta = {"run": str(run.path), "checkpoint": run.which, "data": source, "split": split}
     render_evaluation(result, meta, args.output, lang=lang, worst=args.worst, confused=args.confused)
@@ -151,42 +145,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_data(run: Any, data: str | None, split: str, *, quiet: bool) -> tuple[Any, str, str]:
-    """Load the data the way training split it and pick a split.
-
-    ``auto``: the test split when the source has one; else, for the run's own source, the
-    held-out validation split; for any other source (never seen in training), all of it.
-    """
-    from cnnlab.data import load_data
-
-    source = data if data is not None else run.data.get("source")
-    if not isinstance(source, str) or not source:
-        raise CnnlabError(f"{run.path}/data.json names no loadable data source; pass --data SOURCE")
-    bundle = load_data(source, tuple(run.input_shape), val_split=run.config.val_split, seed=run.config.seed,
-                       resize=run.resize, progress=not quiet)
-    if split == "auto":
-        own = source == run.data.get("source")
-        split = "test" if bundle.test is not None and len(bundle.test.labels) else ("val" if own else "all")
-    imageset = _join(bundle.train, bundle.val) if split == "all" else getattr(bundle, split)
-    if imageset is None or len(imageset.labels) == 0:
-        have = [s for s in ("train", "val", "test") if getattr(bundle, s) is not None and len(getattr(bundle, s).labels)]
-        raise CnnlabError(f"data source {source!r} has no {split} split; use --split {' or '.join(have + ['all'])}")
-    return imageset, source, split
-
-
-def _join(a: Any, b: Any) -> Any:
-    """One ImageSet holding the images of ``a`` then ``b`` (same classes)."""
-    import numpy as np
-
-    from cnnlab.data import ImageSet
-
-    return ImageSet(images=np.concatenate([a.images, b.images]), labels=np.concatenate([a.labels, b.labels]),
-                    classes=list(a.classes), sources=list(a.sources) + list(b.sources))
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     from cnnlab.cli.use_render import render_predictions
-    from cnnlab.predict import predict
+    from cnnlab.inference.prediction import predict
 
     lang = resolve_lang(args.lang)
     run = _load(args)
@@ -197,7 +158,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from cnnlab.cli.use_render import render_export
-    from cnnlab.export import export, require_onnx
+    from cnnlab.inference.export_onnx import export, require_onnx
 
     lang = resolve_lang(args.lang)
     require_onnx()  # say what to install before loading anything
@@ -210,7 +171,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
     from cnnlab.cli.use_render import render_lr_find
-    from cnnlab.lr_find import lr_find
+    from cnnlab.train.lr_find import lr_find
 
     lang = resolve_lang(args.lang)
     model, config, source, name = _lr_target(args)
@@ -227,7 +188,9 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
                      num_iter=args.iters, batch_size=args.batch_size, seed=args.seed,
                      device=resolve_device(args.device))
     plot = Path(args.plot) if args.plot else Path(f"lr-find-{_safe(name)}.png")
-    result.plot(plot, title=tr("use.lr.plot.title_for", lang, name=name), lang=lang)
+    from cnnlab.visualize.lr_find import plot_lr_find
+
+    plot_lr_find(result, plot, title=tr("use.lr.plot.title_for", lang, name=name), lang=lang)
     render_lr_find(result, plot, args.output, lang=lang)
     return 0
 

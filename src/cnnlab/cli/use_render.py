@@ -20,10 +20,10 @@ from rich.text import Text
 from cnnlab.i18n import tr
 
 if TYPE_CHECKING:
-    from cnnlab.evaluate import EvalResult
-    from cnnlab.export import ExportResult
-    from cnnlab.lr_find import LRFindResult
-    from cnnlab.predict import Prediction
+    from cnnlab.inference.evaluation import EvalResult
+    from cnnlab.inference.export_onnx import ExportResult
+    from cnnlab.inference.prediction import Prediction
+    from cnnlab.train.lr_find import LRFindResult
 
 MAX_CONFUSION_CLASSES = 20  # wider matrices do not fit a terminal; JSON always has the full matrix
 
@@ -72,7 +72,7 @@ def render_evaluation(res: EvalResult, meta: dict[str, Any], fmt: str, *, lang: 
 
 
 def _per_class_table(res: EvalResult, lang: str) -> Table:
-    from cnnlab.evaluate import averages
+    from cnnlab.inference.evaluation import averages
 
     table = Table(title=tr("use.eval.per_class", lang), title_justify="left")
     for col in ("class", "precision", "recall", "f1", "support"):

@@ -1,4 +1,4 @@
-"""``train()``: the Python entry point that ``cnnlab train`` wraps.
+"""``fit()``: train a spec into a run folder (``cnnlab.train`` adds the report on top, in ``workflows``).
 
 >>> import cnnlab
 >>> run = cnnlab.train("lenet5", "sample", epochs=1, out="runs/x")      # doctest: +SKIP
@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from cnnlab.errors import CnnlabError, RunError
 from cnnlab.i18n import resolve_lang
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.progress import Progress, pick_mode
-from cnnlab.train.run import Run, RunDir, load_run
+from cnnlab.train.run import RunDir
 
 
 class TrainingInterrupted(RunError):
@@ -27,14 +28,27 @@ class TrainingInterrupted(RunError):
     exit_code = 130
 
 
-def train(spec: Any, data: Any = None, config: TrainConfig | None = None, *,
-          out: str | os.PathLike[str] | None = None, resume: bool = False, quiet: bool = False,
-          lang: str | None = None, report: bool = True, **overrides: Any) -> Run | None:
-    """Train ``spec`` (a spec path, bundled name, dict or ``Spec``) on ``data`` and return the ``Run``.
+@dataclass
+class Fitted:
+    """What ``fit`` leaves behind: the run folder, how it ended, the data it used (for a report)."""
+
+    run_dir: RunDir
+    state: str
+    bundle: Any
+    lang: str
+    quiet: bool
+    is_main: bool
+
+
+def fit(spec: Any, data: Any = None, config: TrainConfig | None = None, *,
+        out: str | os.PathLike[str] | None = None, resume: bool = False, quiet: bool = False,
+        lang: str | None = None, **overrides: Any) -> Fitted:
+    """Train ``spec`` (a spec path, bundled name, dict or ``Spec``) on ``data``; the run folder holds the result.
 
     ``data``: a source for ``cnnlab.data.load_data`` (folder, ``mnist``, ``sample``...) or a
     ``DataBundle``. ``config`` plus keyword ``overrides`` (``epochs=3``) give the options.
-    ``resume=True``: ``spec`` is a run folder to continue. Returns ``None`` on ranks other than 0.
+    ``resume=True``: ``spec`` is a run folder to continue. ``cnnlab.train`` (``cnnlab.workflows``)
+    calls this, then writes the report.
     """
     from cnnlab.distributed import cleanup, init_from_env, peer_guard
 
@@ -48,11 +62,7 @@ def train(spec: Any, data: Any = None, config: TrainConfig | None = None, *,
     finally:
         progress.close()
         cleanup()
-    if not dist.is_main:
-        return None
-    if report and state in ("finished", "stopped_early"):
-        _write_report(run_dir.path, progress, bundle)
-    return load_run(run_dir.path, "best")
+    return Fitted(run_dir, state, bundle, lang, quiet, dist.is_main)
 
 
 def _inputs(spec: Any, data: Any, config: TrainConfig | None, out: Any, resume: bool,
@@ -158,7 +168,7 @@ def _prepare_folder(run_dir: RunDir, resume: bool, cfg: TrainConfig, spec: Any, 
 
     if not resume:
         run_dir.create()
-        run_dir.write_skipped(list(bundle.skipped))
+        bundle.write_skipped(run_dir.path / "skipped.txt")
     run_dir.write_setup(cfg, spec.to_dict(), list(bundle.classes), data_info(bundle, source))
     run_dir.set_status("running", 0)
 
@@ -175,31 +185,3 @@ def _announce(progress: Progress, run_dir: RunDir, cfg: TrainConfig, analysis: A
                   batch=explain_batch(dist, cfg.batch_size, float(cfg.lr or 0)))
     if trainer.pos.step:
         progress.info("train.resumed", epoch=trainer.pos.epoch + 1, batch=trainer.pos.batch, step=trainer.pos.step)
-
-
-def _write_report(path: Path, progress: Progress, bundle: Any = None) -> None:
-    """The HTML report (issue 5) in the run's message language, evaluated on the validation split already
-    in memory (``bundle.val``, evenly thinned to the report's limit) instead of loading the data again."""
-    try:
-        from cnnlab.report import write_report
-        from cnnlab.report.source import MAX_IMAGES, subset
-    except ImportError as exc:  # the report module is not written yet
-        if not (exc.name or "").startswith("cnnlab.report"):
-            raise
-        return
-    data, label = None, ""
-    if bundle is not None and len(bundle.val):
-        from cnnlab.i18n import tr
-        from cnnlab.report.fmt import integer
-
-        data = subset(bundle.val, MAX_IMAGES) if len(bundle.val) > MAX_IMAGES else bundle.val
-        source = bundle.source or "in-memory data"
-        label = tr("report.eval.val_label", progress.lang, source=source, n=integer(len(data), progress.lang))
-        if len(data) < len(bundle.val):
-            label += " " + tr("report.eval.first_of", progress.lang, total=integer(len(bundle.val), progress.lang))
-    try:
-        report = write_report(path, data=data, lang=progress.lang, data_label=label)
-    except CnnlabError as exc:  # the run itself is complete: keep it, say why there is no report
-        progress.warn("train.no_report", reason=str(exc), path=path)
-        return
-    progress.info("train.report", path=report)

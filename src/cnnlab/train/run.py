@@ -69,10 +69,6 @@ class RunDir:
         atomic_write_text(self.path / "classes.json", json.dumps(list(classes), ensure_ascii=False) + "\n")
         atomic_write_text(self.path / "data.json", json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
-    def write_skipped(self, skipped: list[tuple[str, str]]) -> None:
-        text = "".join(f"{path}\t{reason}\n" for path, reason in skipped)
-        atomic_write_text(self.path / "skipped.txt", text)
-
     def append_metrics(self, row: dict[str, Any]) -> None:
         with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
@@ -133,12 +129,9 @@ class Run:
 
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
         """uint8 ``(N, C, H, W)`` -> float32 ``(x/255 - mean)/std`` on the model's device."""
-        # torch cannot share a read-only buffer (a cached memmap, np.broadcast_to...) and warns on it:
-        # copy only when the array is read-only or not C-contiguous, else share it without a copy
-        x = torch.from_numpy(np.require(images, requirements=["C", "W"])).to(self.device).float().div_(255)  # (N, C, H, W)
-        mean = torch.tensor(self.mean, device=self.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=self.device).view(1, -1, 1, 1)
-        return (x - mean) / std
+        from cnnlab.data.normalise import normalise
+
+        return normalise(images, self.mean, self.std, self.device)  # (N, C, H, W) float32
 
 
 def load_run(path: str | os.PathLike[str], which: str = "best", device: str | torch.device = "cpu") -> Run:
@@ -147,6 +140,10 @@ def load_run(path: str | os.PathLike[str], which: str = "best", device: str | to
     from cnnlab.spec import load_spec
 
     root = Path(path)
+    if root.is_file():
+        refuse_pickle(root)  # a torch.save/pickle file: refused, with the reason
+        raise RunError(f"{root} is a file; pass the run folder that `cnnlab train` wrote (it holds config.yaml "
+                       "and checkpoints/), not a single checkpoint file")
     _check_folder(root, which)
     config = TrainConfig.from_dict(_read_yaml(root / "config.yaml"), where=str(root / "config.yaml"))
     try:

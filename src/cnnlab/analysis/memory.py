@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cnnlab.analysis_types import BYTES_PER_VALUE, LayerAnalysis
+from cnnlab.analysis.types import BYTES_PER_VALUE, LayerAnalysis
 from cnnlab.spec import Act
 
 SAVES_OUTPUT = (Act.RELU, Act.TANH, Act.SIGMOID)  # backward uses the result

@@ -19,13 +19,13 @@ import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from cnnlab import analysis_layers as al
-from cnnlab.analysis_layers import Ctx, In, num
-from cnnlab.analysis_memory import activation_bytes, add_activation, chain
-from cnnlab.analysis_types import BYTES_PER_VALUE, Analysis, LayerAnalysis, MemoryEstimate, Shape
+from cnnlab.analysis import layers as al
+from cnnlab.analysis.layers import Ctx, In
+from cnnlab.analysis.memory import activation_bytes, add_activation, chain
+from cnnlab.analysis.shapes import ReceptiveField, conv_out, rf_merge, rf_window
+from cnnlab.analysis.types import BYTES_PER_VALUE, Analysis, LayerAnalysis, MemoryEstimate, Shape
 from cnnlab.errors import SpecError
-from cnnlab.i18n import tr
-from cnnlab.shapes import ReceptiveField, conv_out, rf_merge, rf_window
+from cnnlab.i18n import integer, tr
 from cnnlab.spec import (
     Activation,
     BatchNorm,
@@ -173,8 +173,8 @@ def _residual(layer: Residual, x: In, cx: Ctx) -> LayerAnalysis:
     _residual_memory(row, children, shortcut, layer)
     branch = sum(c.params for c in children)
     short = shortcut.params if shortcut is not None else 0
-    row.formula = tr("analysis.residual", cx.lang, branch=num(branch, cx.lang), short=num(short, cx.lang),
-                     total=num(row.params, cx.lang), act=layer.activation.value)
+    row.formula = tr("analysis.residual", cx.lang, branch=integer(branch, cx.lang), short=integer(short, cx.lang),
+                     total=integer(row.params, cx.lang), act=layer.activation.value)
     branch_rf = children[-1].receptive_field
     short_rf = shortcut.receptive_field if shortcut is not None else x.rf
     row.receptive_field = rf_merge(branch_rf, short_rf) if branch_rf and short_rf else branch_rf
@@ -223,7 +223,7 @@ def _shortcut(layer: Residual, x: In, out: Shape, stride: tuple[int, int], cx: C
     row.weights, row.biases = c * k + k, k
     row.buffers = 2 * k + 1
     row.macs = c * k * oh * ow
-    row.formula = tr("analysis.shortcut", cx.lang, l=c, k=k, total=num(row.params, cx.lang))
+    row.formula = tr("analysis.shortcut", cx.lang, l=c, k=k, total=integer(row.params, cx.lang))
     row.shape_formula = f"H = ⌊({h} − 1)/{stride[0]}⌋ + 1 = {oh}"
     row.saves_input = True  # the 1×1 conv keeps x; its batchnorm keeps the conv output and 2·k statistics
     row.saved_bytes = row.activations * BYTES_PER_VALUE + 2 * k * BYTES_PER_VALUE

@@ -1,6 +1,6 @@
 """Render an ``LRFindResult`` as a PNG: loss against learning rate (log scale), suggestion marked.
 
-Used by ``LRFindResult.plot(path)`` and ``cnnlab lr-find``. matplotlib's Agg backend is used
+Used by ``cnnlab lr-find``. matplotlib's Agg backend is used
 through a bare ``Figure`` (no pyplot global state), and the PNG is written atomically.
 """
 
@@ -15,10 +15,10 @@ from cnnlab.i18n import tr
 from cnnlab.utils.io import atomic_path
 
 if TYPE_CHECKING:
-    from cnnlab.lr_find import LRFindResult
+    from cnnlab.train.lr_find import LRFindResult
 
 
-def plot_curve(result: LRFindResult, path: Path, *, title: str = "", lang: str = "en") -> Path:
+def plot_lr_find(result: LRFindResult, path: str | Path, *, title: str = "", lang: str = "en") -> Path:
     """Draw raw and smoothed loss vs lr, mark the suggestion and the minimum, save to ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -44,6 +44,7 @@ def plot_curve(result: LRFindResult, path: Path, *, title: str = "", lang: str =
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
+    path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     return path

@@ -20,12 +20,11 @@ import torch
 from torch import nn
 
 from cnnlab.analysis import fill_totals
-from cnnlab.analysis_layers import num
-from cnnlab.analysis_types import Analysis, LayerAnalysis
-from cnnlab.analysis_window import resolve_window, shape_formula
+from cnnlab.analysis.shapes import conv_macs
+from cnnlab.analysis.types import Analysis, LayerAnalysis
+from cnnlab.analysis.window import resolve_window, shape_formula
 from cnnlab.errors import CnnlabError
-from cnnlab.i18n import tr
-from cnnlab.shapes import conv_macs
+from cnnlab.i18n import integer, tr
 
 
 def summary(
@@ -49,11 +48,11 @@ def summary(
     unused = [p for p in {id(p): p for p in module.parameters()}.values() if id(p) not in counted]
     if unused:
         missing = sum(p.numel() for p in unused)
-        a.warnings.append(tr("analysis.warn.unused", lang, n=num(missing, lang)))
+        a.warnings.append(tr("analysis.warn.unused", lang, n=integer(missing, lang)))
         a.total_params += missing
         a.trainable_params += sum(p.numel() for p in unused if p.requires_grad)
     if verbose:
-        from cnnlab.render import print_summary
+        from cnnlab.analysis.render import print_summary
 
         print_summary(a)
     return a
@@ -134,7 +133,7 @@ def _explain(mod: nn.Module, row: LayerAnalysis, lang: str, fresh_count: int) ->
         row.macs = conv_macs(out[0], out[1], out[2], kh, kw, c // g)
         if fresh_count:
             key = "analysis.conv.params" + ("_groups" if g > 1 else "") + ("" if mod.bias is not None else "_nobias")
-            row.formula = tr(key, lang, kh=kh, kw=kw, l=c, k=k, g=g, total=num(row.params, lang))
+            row.formula = tr(key, lang, kh=kh, kw=kw, l=c, k=k, g=g, total=integer(row.params, lang))
         if len(row.input_shape) == 3 and isinstance(mod.padding, tuple):
             ph, pw = mod.padding
             win = resolve_window(row.input_shape[1:], (kh, kw), mod.stride, (ph, pw), mod.dilation)  # type: ignore[arg-type]
@@ -146,7 +145,7 @@ def _explain(mod: nn.Module, row: LayerAnalysis, lang: str, fresh_count: int) ->
         row.macs = positions * mod.in_features * mod.out_features
         if fresh_count:
             key = "analysis.dense" + ("" if mod.bias is not None else "_nobias")
-            row.formula = tr(key, lang, n=num(mod.in_features, lang), m=mod.out_features, total=num(row.params, lang))
+            row.formula = tr(key, lang, n=integer(mod.in_features, lang), m=mod.out_features, total=integer(row.params, lang))
     elif isinstance(mod, nn.modules.batchnorm._BatchNorm) and fresh_count:
         c = mod.num_features
-        row.formula = tr("analysis.batchnorm", lang, c=c, total=num(2 * c, lang), buf=num(2 * c, lang))
+        row.formula = tr("analysis.batchnorm", lang, c=c, total=integer(2 * c, lang), buf=integer(2 * c, lang))

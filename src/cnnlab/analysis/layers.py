@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cnnlab.analysis_memory import (
+from cnnlab.analysis.memory import (
     INDEX_BYTES,
     MASK_BYTES,
     SAVES_INPUT,
     SAVES_OUTPUT,
     add_activation,
 )
-from cnnlab.analysis_types import LayerAnalysis, Shape
-from cnnlab.analysis_window import resolve_window, same_note, shape_formula, window_desc
-from cnnlab.i18n import tr
-from cnnlab.shapes import (
+from cnnlab.analysis.shapes import (
     ReceptiveField,
     conv_macs,
     conv_params,
@@ -27,6 +24,9 @@ from cnnlab.shapes import (
     rf_window,
     table_conv_params,
 )
+from cnnlab.analysis.types import LayerAnalysis, Shape
+from cnnlab.analysis.window import resolve_window, same_note, shape_formula, window_desc
+from cnnlab.i18n import integer, short, tr
 from cnnlab.spec import (
     LRN,
     Act,
@@ -43,19 +43,7 @@ from cnnlab.spec import (
     Pool,
     PoolKind,
 )
-from cnnlab.spec_parse import where
-
-
-def num(n: int, lang: str) -> str:
-    """Integer with thousands separators: 18,496 (en) or 18.496 (pt)."""
-    text = f"{n:,}"
-    return text.replace(",", ".") if lang == "pt" else text
-
-
-def dec(x: float, lang: str) -> str:
-    """Short decimal: 0.5 (en) or 0,5 (pt)."""
-    text = f"{x:g}"
-    return text.replace(".", ",") if lang == "pt" else text
+from cnnlab.spec.parse import where
 
 
 @dataclass
@@ -131,7 +119,7 @@ def conv(layer: Conv, x: In, cx: Ctx) -> LayerAnalysis:
         row.weights, row.biases = table_conv_params(counts, kh, kw, layer.bias)
         links = sum(counts)
         key = "analysis.conv.table" if layer.bias else "analysis.conv.table_nobias"
-        row.formula = tr(key, lang, kh=kh, kw=kw, links=links, k=k, total=num(row.params, lang))
+        row.formula = tr(key, lang, kh=kh, kw=kw, links=links, k=k, total=integer(row.params, lang))
         row.macs = out_hw[0] * out_hw[1] * kh * kw * links
     else:
         g = layer.groups
@@ -140,7 +128,7 @@ def conv(layer: Conv, x: In, cx: Ctx) -> LayerAnalysis:
             g = 1
         row.weights, row.biases = conv_params(c, k, kh, kw, g, layer.bias)
         key = "analysis.conv.params" + ("_groups" if g > 1 else "") + ("" if layer.bias else "_nobias")
-        row.formula = tr(key, lang, kh=kh, kw=kw, l=c, k=k, g=g, total=num(row.params, lang))
+        row.formula = tr(key, lang, kh=kh, kw=kw, l=c, k=k, g=g, total=integer(row.params, lang))
         row.macs = conv_macs(k, out_hw[0], out_hw[1], kh, kw, c // g)
     row.shape_formula = shape_formula((h, w), win)
     if layer.padding == PadMode.SAME:
@@ -222,7 +210,7 @@ def pool(layer: Pool, x: In, cx: Ctx) -> LayerAnalysis:
     row.shape_formula = shape_formula((h, w), win)
     if layer.trainable:
         row.weights, row.biases = c, c
-        row.formula = tr("analysis.pool.trainable", cx.lang, c=c, total=num(2 * c, cx.lang))
+        row.formula = tr("analysis.pool.trainable", cx.lang, c=c, total=integer(2 * c, cx.lang))
         row.macs = c * out_hw[0] * out_hw[1]
     else:
         row.formula = tr("analysis.pool.params", cx.lang, kind=layer.kind.value)
@@ -264,10 +252,10 @@ def flatten(layer: Flatten, x: In, cx: Ctx) -> LayerAnalysis:
     row = _row(x, "flatten", "flatten", (n,), None)
     if len(x.shape) == 3:
         c, h, w = x.shape
-        row.formula = tr("analysis.flatten", cx.lang, c=c, h=h, w=w, n=num(n, cx.lang))
+        row.formula = tr("analysis.flatten", cx.lang, c=c, h=h, w=w, n=integer(n, cx.lang))
         cx.flattened = (c, h, w, x.path)
     else:
-        row.formula = tr("analysis.flatten_vec", cx.lang, n=num(n, cx.lang))
+        row.formula = tr("analysis.flatten_vec", cx.lang, n=integer(n, cx.lang))
     row.view = True
     return row
 
@@ -281,18 +269,18 @@ def _numel(shape: Shape) -> int:
 
 def _dense_like(x: In, cx: Ctx, kind: str, title: str, units: int, bias: bool, key: str) -> LayerAnalysis:
     n = _numel(x.shape)
-    row = _row(x, kind, title.format(n=num(n, cx.lang)), (units,), None)
+    row = _row(x, kind, title.format(n=integer(n, cx.lang)), (units,), None)
     row.weights, row.biases = dense_params(n, units, bias)
-    row.formula = tr(key + ("" if bias else "_nobias"), cx.lang, n=num(n, cx.lang), m=units,
-                     total=num(row.params, cx.lang))
+    row.formula = tr(key + ("" if bias else "_nobias"), cx.lang, n=integer(n, cx.lang), m=units,
+                     total=integer(row.params, cx.lang))
     row.macs = n * units
     row.resolved = {"in_features": n, "flatten": len(x.shape) > 1}
     if len(x.shape) == 3:
         c, h, w = x.shape
-        row.notes.append(tr("analysis.note.implicit_flatten", cx.lang, c=c, h=h, w=w, n=num(n, cx.lang)))
+        row.notes.append(tr("analysis.note.implicit_flatten", cx.lang, c=c, h=h, w=w, n=integer(n, cx.lang)))
     elif cx.flattened is not None:
         c, h, w, path = cx.flattened
-        row.notes.append(tr("analysis.note.from_flatten", cx.lang, c=c, h=h, w=w, n=num(n, cx.lang), path=path))
+        row.notes.append(tr("analysis.note.from_flatten", cx.lang, c=c, h=h, w=w, n=integer(n, cx.lang), path=path))
     cx.flattened = None
     return row
 
@@ -327,10 +315,13 @@ def output(layer: Output, x: In, cx: Ctx) -> LayerAnalysis:
 def batchnorm(layer: BatchNorm, x: In, cx: Ctx) -> LayerAnalysis:
     c = x.shape[0]
     dim = "2d" if len(x.shape) == 3 else "1d"
-    row = _row(x, "batchnorm", f"batchnorm{dim} C={c}{_act_suffix(layer.activation)}", x.shape, x.rf)
+    ghost = f" ghost {layer.ghost}" if layer.ghost else ""
+    row = _row(x, "batchnorm", f"batchnorm{dim} C={c}{ghost}{_act_suffix(layer.activation)}", x.shape, x.rf)
     row.weights, row.biases = c, c
     row.buffers = 2 * c + 1
-    row.formula = tr("analysis.batchnorm", cx.lang, c=c, total=num(2 * c, cx.lang), buf=num(2 * c, cx.lang))
+    row.formula = tr("analysis.batchnorm", cx.lang, c=c, total=integer(2 * c, cx.lang), buf=integer(2 * c, cx.lang))
+    if layer.ghost:
+        row.notes.append(tr("analysis.batchnorm_ghost", cx.lang, n=integer(layer.ghost, cx.lang)))
     row.macs = 0
     row.resolved = {"channels": c, "dim": dim}
     row.saves_input = True
@@ -341,7 +332,7 @@ def batchnorm(layer: BatchNorm, x: In, cx: Ctx) -> LayerAnalysis:
 
 def dropout(layer: Dropout, x: In, cx: Ctx) -> LayerAnalysis:
     row = _row(x, "dropout", f"dropout {layer.rate:g}", x.shape, x.rf)
-    row.formula = tr("analysis.dropout", cx.lang, rate=dec(layer.rate, cx.lang))
+    row.formula = tr("analysis.dropout", cx.lang, rate=short(layer.rate, cx.lang))
     row.saved_bytes += row.activations * MASK_BYTES if layer.rate > 0 else 0
     row.view = layer.rate == 0
     return row
@@ -362,8 +353,8 @@ def lrn(layer: LRN, x: In, cx: Ctx) -> LayerAnalysis:
         return _row(x, "lrn", "lrn", x.shape, None)
     row = _row(x, "lrn", f"lrn size {layer.size}", x.shape, x.rf)
     lang = cx.lang
-    row.formula = tr("analysis.lrn", lang, n=layer.size, alpha=dec(layer.alpha, lang), beta=dec(layer.beta, lang),
-                     k=dec(layer.k, lang))
+    row.formula = tr("analysis.lrn", lang, n=layer.size, alpha=short(layer.alpha, lang), beta=short(layer.beta, lang),
+                     k=short(layer.k, lang))
     c, h, w = x.shape
     row.saves_input = True  # a·a keeps a; the window average keeps the padded squares; pow and / keep two more
     row.saved_bytes += ((c + layer.size - 1) * h * w + 2 * row.activations) * 4

@@ -14,10 +14,9 @@ import json
 import sys
 from typing import TextIO
 
-from cnnlab.analysis_layers import num
-from cnnlab.analysis_types import Analysis, LayerAnalysis
-from cnnlab.i18n import tr
-from cnnlab.render_text import draw_table, paint, terminal_width, use_color
+from cnnlab.analysis.render_text import draw_table, paint, terminal_width, use_color
+from cnnlab.analysis.types import Analysis, LayerAnalysis
+from cnnlab.i18n import integer, point, tr
 
 
 class Format(str, enum.Enum):
@@ -58,19 +57,15 @@ def human_count(n: int, lang: str = "en") -> str:
     """``1.81 G`` (en) / ``1,81 G`` (pt)."""
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= scale:
-            return _decimal(f"{n / scale:.2f} {unit}", lang)
+            return point(f"{n / scale:.2f} {unit}", lang)
     return str(n)
 
 
 def human_bytes(n: int, lang: str = "en") -> str:
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= scale:
-            return _decimal(f"{n / scale:.1f} {unit}", lang)
+            return point(f"{n / scale:.1f} {unit}", lang)
     return f"{n} B"
-
-
-def _decimal(text: str, lang: str) -> str:
-    return text.replace(".", ",") if lang == "pt" else text
 
 
 def explanation(row: LayerAnalysis) -> str:
@@ -83,14 +78,14 @@ def totals_lines(a: Analysis) -> list[tuple[str, str]]:
     lang = a.lang
     out = [
         (tr("analysis.total.params", lang),
-         tr("analysis.total.params_value", lang, total=num(a.total_params, lang),
-            trainable=num(a.trainable_params, lang), frozen=num(a.non_trainable_params, lang))),
-        (tr("analysis.total.buffers", lang), tr("analysis.total.buffers_value", lang, n=num(a.total_buffers, lang))),
+         tr("analysis.total.params_value", lang, total=integer(a.total_params, lang),
+            trainable=integer(a.trainable_params, lang), frozen=integer(a.non_trainable_params, lang))),
+        (tr("analysis.total.buffers", lang), tr("analysis.total.buffers_value", lang, n=integer(a.total_buffers, lang))),
         (tr("analysis.total.weights", lang),
-         tr("analysis.total.weights_value", lang, size=human_bytes(a.weight_bytes, lang), n=num(a.weight_bytes, lang))),
+         tr("analysis.total.weights_value", lang, size=human_bytes(a.weight_bytes, lang), n=integer(a.weight_bytes, lang))),
         (tr("analysis.total.macs", lang),
          tr("analysis.total.macs_value", lang, macs=human_count(a.total_macs, lang), flops=human_count(a.flops, lang),
-            n=num(a.total_macs, lang))),
+            n=integer(a.total_macs, lang))),
     ]
     if a.memory is not None:
         m = a.memory
@@ -111,7 +106,7 @@ def layer_rows(a: Analysis) -> list[list[str]]:
         indent = "  " * row.depth
         rows.append([
             indent + row.path, indent + row.title, shape_text(row.output_shape),
-            num(row.params, lang) if row.params else "—", human_count(row.macs, lang) if row.macs else "—",
+            integer(row.params, lang) if row.params else "—", human_count(row.macs, lang) if row.macs else "—",
             rf_text(row) or "—", explanation(row),
         ])
     return rows
@@ -148,7 +143,7 @@ def render_markdown(a: Analysis) -> str:
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in a.walk():
         how = "<br>".join(x.replace("|", "\\|") for x in explanation(row).splitlines())
-        cells = [row.path, row.title, shape_text(row.output_shape), num(row.params, lang), num(row.macs, lang),
+        cells = [row.path, row.title, shape_text(row.output_shape), integer(row.params, lang), integer(row.macs, lang),
                  rf_text(row), how]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnlab.shapes import ReceptiveField
+from cnnlab.analysis.shapes import ReceptiveField
 
 Shape = tuple[int, ...]
 BYTES_PER_VALUE = 4  # float32
@@ -183,8 +183,3 @@ class Analysis:
             "num_classes": self.num_classes,
             "warnings": list(self.warnings),
         }
-
-    def __str__(self) -> str:
-        from cnnlab.render import render_text
-
-        return render_text(self)

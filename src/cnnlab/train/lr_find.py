@@ -16,7 +16,8 @@ CLI: ``cnnlab lr-find lenet --data mnist`` (prints the suggestion, writes ``lr-f
 >>> from cnnlab.model import build                                     # doctest: +SKIP
 >>> bundle = load_data("mnist", (1, 28, 28))                           # doctest: +SKIP
 >>> res = lr_find(build("lenet5"), bundle)                             # doctest: +SKIP
->>> res.suggestion, res.plot("lr.png")                                 # doctest: +SKIP
+>>> from cnnlab.visualize import plot_lr_find                          # doctest: +SKIP
+>>> res.suggestion, plot_lr_find(res, "lr.png")                                 # doctest: +SKIP
 (0.0028, PosixPath('lr.png'))
 """
 
@@ -26,13 +27,12 @@ import copy
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cnnlab.errors import CnnlabError
-from cnnlab.use_common import model_device
+from cnnlab.model import model_device
 
 if TYPE_CHECKING:
     import torch
@@ -68,12 +68,6 @@ class LRFindResult:
             "losses": self.losses,
             "smoothed": self.smoothed,
         }
-
-    def plot(self, path: str | Path, *, title: str = "", lang: str = "en") -> Path:
-        """Write the loss-vs-learning-rate plot as a PNG (matplotlib, Agg backend); returns the path."""
-        from cnnlab.lr_find_plot import plot_curve
-
-        return plot_curve(self, Path(path), title=title, lang=lang)
 
 
 def lr_find(

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnnlab.errors import DataError
-from cnnlab.use_common import RunLike, model_device, preprocess_batch
+from cnnlab.inference.common import RunLike, preprocess_batch
+from cnnlab.model import model_device
 
 if TYPE_CHECKING:
     import torch

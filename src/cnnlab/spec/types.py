@@ -2,8 +2,9 @@
 
 A spec is ``name``, ``input`` (C, H, W) and a list of layers. Each layer kind is a dataclass
 below; its fields and defaults are THE documentation of the format (``cnnlab summary --help``
-and the README point here). Parsing lives in ``spec_parse.py``.
+and the README point here). Parsing lives in ``parse.py``.
 
+>>> from cnnlab.spec import load_spec
 >>> spec = load_spec({"name": "tiny", "input": [1, 28, 28],
 ...                   "layers": [{"conv": 8}, {"pool": 2}, "flatten", {"output": 10}]})
 >>> spec.layers[0]
@@ -166,11 +167,16 @@ class GlobalPool:
 
 @dataclass(frozen=True)
 class BatchNorm:
-    """Batch normalisation (2-D on maps, 1-D on vectors), optionally followed by an activation."""
+    """Batch normalisation (2-D on maps, 1-D on vectors), optionally followed by an activation.
+
+    ``ghost: 32``: ghost batch normalisation (Hoffer, Hubara & Soudry 2017): in training, statistics
+    are taken over virtual batches of 32 samples, each normalised on its own; evaluation is unchanged.
+    """
 
     KIND: ClassVar[Kind] = Kind.BATCHNORM
     MAIN: ClassVar[str] = "activation"
     activation: Act = Act.NONE
+    ghost: int | None = None
     line: int | None = _line()
 
 
@@ -295,13 +301,3 @@ def _plain(value: Any) -> Any:
             return [layer_to_dict(v) for v in value]
         return [_plain(v) for v in value]
     return value
-
-
-def load_spec(source: Any, lang: str = "en") -> Spec:
-    """Load a spec from a path (.yaml/.yml/.json), a dict, a bundled name (``cnnlab models``) or a Spec.
-
-    Raises ``SpecError`` listing every problem (layer index, YAML line, did-you-mean), in ``lang``.
-    """
-    from cnnlab.spec_parse import load_spec as _load
-
-    return _load(source, lang)

@@ -3,7 +3,7 @@
 1. the explained summary of a small CNN (shapes, parameters with their formulas, MACs, memory);
 2. training on 8,000 digits of the sample (1,000 for validation), with progress per epoch;
 3. evaluation on the 1,000 held-out digits the network never saw (accuracy, most confused pairs);
-4. predictions for a few held-out digits written as PNG files, through ``cnnlab.predict``;
+4. predictions for a few held-out digits written as PNG files, through ``cnnlab.inference.prediction``;
 then the run folder and the HTML report.
 
     cnnlab demo                 # or: python -m cnnlab demo
@@ -58,9 +58,10 @@ def run_demo(out: str | os.PathLike[str] | None = None, epochs: int | None = Non
              lang: str | None = None, threads: int | None = None) -> DemoResult:
     """Run the demo and print each step; returns the run, the held-out accuracy and the report path."""
     from cnnlab.analysis import analyze
+    from cnnlab.analysis.render import print_summary
     from cnnlab.data import load_data
-    from cnnlab.render import print_summary
-    from cnnlab.train import RunDir, train
+    from cnnlab.train import RunDir
+    from cnnlab.workflows.train import train
 
     lang = resolve_lang(lang)
     print(tr("demo.title", lang) + "\n")
@@ -84,7 +85,7 @@ def run_demo(out: str | os.PathLike[str] | None = None, epochs: int | None = Non
 
 
 def _evaluate(run: Any, test: Any, lang: str) -> float:
-    from cnnlab.evaluate import evaluate
+    from cnnlab.inference.evaluation import evaluate
 
     print("\n" + tr("demo.step_eval", lang, n=len(test)))
     res = evaluate(run, test)
@@ -101,7 +102,7 @@ def _predict_some(run: Any, test: Any, lang: str) -> None:
     import numpy as np
     from PIL import Image
 
-    from cnnlab.predict import predict
+    from cnnlab.inference.prediction import predict
 
     folder = Path(run.path) / "demo_digits"
     folder.mkdir(exist_ok=True)
@@ -122,10 +123,6 @@ def _predict_some(run: Any, test: Any, lang: str) -> None:
 
 
 def _report(run: Any, test: Any, lang: str) -> Path | None:
-    try:
-        from cnnlab.report import write_report
-    except ImportError as exc:  # the report module is not installed yet
-        if exc.name != "cnnlab.report":
-            raise
-        return None
+    from cnnlab.report import write_report
+
     return Path(write_report(run, data=test, lang=lang, data_label=tr("demo.data_label", lang)))

@@ -38,8 +38,9 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.data.normalise import normalise
 from cnnlab.errors import CnnlabError, did_you_mean
-from cnnlab.use_common import RunLike, normalise, preprocess_batch
+from cnnlab.inference.common import RunLike, preprocess_batch
 from cnnlab.utils.io import atomic_write_bytes
 
 DEFAULT_OPSET = 18

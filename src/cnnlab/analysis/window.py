@@ -1,6 +1,6 @@
 """Sliding-window geometry (conv and pool) and its explanation text, shared by both kinds.
 
-All arithmetic comes from ``cnnlab.shapes``; this module only resolves the spec's padding
+All arithmetic comes from ``cnnlab.analysis.shapes``; this module only resolves the spec's padding
 options and writes the substituted formula (``H = ⌊(50 + 2·1 − 1·(3−1) − 1)/1⌋ + 1 = 50``).
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cnnlab.analysis.shapes import conv_out, dropped_pixels, pool_out, same_padding
 from cnnlab.i18n import tr
-from cnnlab.shapes import conv_out, dropped_pixels, pool_out, same_padding
 from cnnlab.spec import Padding, PadMode, Pair
 
 
