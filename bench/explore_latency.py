@@ -38,7 +38,7 @@ TARGET_MS = {"keras-mnist": 150.0, "resnet18": 500.0}
 
 
 def mnist_run() -> Path:
-    from cnnlab.train import train
+    from cnnlab.workflows import train
 
     out = Path(tempfile.gettempdir()) / "cnnlab-bench-explore-mnist"
     if not (out / "checkpoints" / "best.safetensors").exists():

@@ -211,8 +211,8 @@ def test_spec_is_marked_untrained_and_missing_run_is_named(tmp_path) -> None:
 
 def test_run_still_training_uses_its_latest_checkpoint(tmp_path) -> None:
     from _report_helpers import SPEC, squares_bundle
-    from cnnlab.train import train
     from cnnlab.train.checkpoint import read_weights, write_weights
+    from cnnlab.workflows import train
 
     bundle = squares_bundle(n=32)
     run = tmp_path / "run"

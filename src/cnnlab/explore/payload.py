@@ -1,21 +1,22 @@
 """JSON answers of the explore page: network info, thumbnails, feature-map pages, layer details, Grad-CAM,
 top patches. Feature maps travel as uint8 bytes (base64) scaled per channel, with each channel's range.
 
-The layer explanation is the one ``cnnlab summary`` prints (``cnnlab.render.explanation``).
+The layer explanation is the one ``cnnlab summary`` prints (``cnnlab.analysis.render.explanation``).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 from typing import Any
 
 import numpy as np
 import torch
 
+from cnnlab.analysis.render import explanation, human_count, rf_text, shape_text
 from cnnlab.errors import CnnlabError
 from cnnlab.i18n import tr
-from cnnlab.render import explanation, human_count, rf_text, shape_text
 
 PER_PAGE = 8  # feature maps per layer column and page
 FLAT_PAGE = 256  # values per page of a flat (dense) layer
@@ -144,10 +145,9 @@ def layer(ex: Any, index: int) -> dict[str, Any]:
     conv = _find(module, "conv")
     linear = _find(module, "linear")
     if conv is not None and row.kind == "conv":
-        try:
+        # a connection-table conv (LeNet-1998) has no single kernel tensor: no filters then
+        with contextlib.suppress(CnnlabError):
             result["filters"] = _filters(ex, index)
-        except CnnlabError:  # a connection-table conv (LeNet-1998): its kernels are not one weight tensor
-            pass
     elif linear is not None:
         result["weights"] = _strongest(linear.weight.detach().float().cpu().numpy(), _source_shape(ex, index),
                                        ex.classes if row.kind == "output" else None)
