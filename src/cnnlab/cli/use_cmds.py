@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cnnlab.errors import CnnlabError, RunError
+from cnnlab.errors import CnnlabError
 from cnnlab.i18n import resolve_lang, tr
 
 
@@ -127,14 +127,7 @@ def _load(args: argparse.Namespace) -> Any:
     from cnnlab.distributed import resolve_device
     from cnnlab.train import load_run
 
-    path = Path(args.run)
-    if path.is_file():
-        from cnnlab.train.checkpoint import refuse_pickle
-
-        refuse_pickle(path)  # a torch.save/pickle file: refused, with the reason
-        raise RunError(f"{path} is a file; pass the run folder that `cnnlab train` wrote (it holds config.yaml "
-                       "and checkpoints/), not a single checkpoint file")
-    return load_run(path, which=getattr(args, "checkpoint", "best"), device=resolve_device(args.device))
+    return load_run(Path(args.run), which=getattr(args, "checkpoint", "best"), device=resolve_device(args.device))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -22,8 +22,8 @@ from cnnlab.i18n import tr
 if TYPE_CHECKING:
     from cnnlab.inference.evaluation import EvalResult
     from cnnlab.inference.export_onnx import ExportResult
-    from cnnlab.train.lr_find import LRFindResult
     from cnnlab.inference.prediction import Prediction
+    from cnnlab.train.lr_find import LRFindResult
 
 MAX_CONFUSION_CLASSES = 20  # wider matrices do not fit a terminal; JSON always has the full matrix
 

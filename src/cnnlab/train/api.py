@@ -186,7 +186,7 @@ def _prepare_folder(run_dir: RunDir, cfg: TrainConfig, spec: Any, bundle: Any, s
     from cnnlab.train.setup import data_info
 
     run_dir.create()
-    run_dir.write_skipped(list(bundle.skipped))
+    bundle.write_skipped(run_dir.path / "skipped.txt")
     write_identity(run_dir.path, ident)
     run_dir.write_setup(cfg, spec.to_dict(), list(bundle.classes), data_info(bundle, source))
     run_dir.set_status("running", 0)

@@ -30,24 +30,16 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from cnnlab.distributed import unwrap_model
 from cnnlab.errors import RunError
 from cnnlab.utils.io import atomic_path, atomic_write_text
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The user's module under DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
-    while True:
-        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
-        if not isinstance(inner, torch.nn.Module):
-            return model
-        model = inner
-
-
 def model_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """CPU, contiguous, unshared copies of the unwrapped model's ``state_dict`` (safetensors needs that)."""
-    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in unwrap(model).state_dict().items()}
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in unwrap_model(model).state_dict().items()}
 
 
 def write_weights(stem: Path, weights: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:

@@ -78,10 +78,6 @@ class RunDir:
         atomic_write_text(self.path / "classes.json", json.dumps(list(classes), ensure_ascii=False) + "\n")
         atomic_write_text(self.path / "data.json", json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
-    def write_skipped(self, skipped: list[tuple[str, str]]) -> None:
-        text = "".join(f"{path}\t{reason}\n" for path, reason in skipped)
-        atomic_write_text(self.path / "skipped.txt", text)
-
     def append_metrics(self, row: dict[str, Any]) -> None:
         with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
@@ -154,6 +150,10 @@ def load_run(path: str | os.PathLike[str], which: str = "best", device: str | to
     from cnnlab.train import runfiles
 
     root = Path(path)
+    if root.is_file():
+        refuse_pickle(root)  # a torch.save/pickle file: refused, with the reason
+        raise RunError(f"{root} is a file; pass the run folder that `cnnlab train` wrote (it holds config.yaml "
+                       "and checkpoints/), not a single checkpoint file")
     _check_folder(root, which)
     config = TrainConfig.from_dict(runfiles.check_config(_read_yaml(root / "config.yaml"), root / "config.yaml"),
                                    where=str(root / "config.yaml"))
