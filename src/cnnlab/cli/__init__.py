@@ -17,7 +17,8 @@ from typing import NoReturn
 
 from cnnlab.errors import CnnlabError
 
-COMMAND_MODULES = ("analysis_cmds", "data_cmds", "train_cmds", "use_cmds", "show_cmds", "scale_cmds")
+COMMAND_MODULES = ("analysis_cmds", "data_cmds", "train_cmds", "use_cmds", "show_cmds", "scale_cmds",
+                   "explore_cmds")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,13 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_VersionAction, nargs=0, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"cnnlab.cli.{name}")
-        except ModuleNotFoundError as exc:  # a command group not written yet
-            if exc.name != f"cnnlab.cli.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"cnnlab.cli.{name}").register(sub)
     return parser
 
 

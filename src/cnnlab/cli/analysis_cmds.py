@@ -54,8 +54,8 @@ def register(sub: Any) -> None:
 
 def run_summary(args: argparse.Namespace) -> int:
     from cnnlab.analysis import analyze
-    from cnnlab.i18n import resolve_lang
     from cnnlab.analysis.render import print_summary, render
+    from cnnlab.i18n import resolve_lang
 
     if args.batch < 1:
         from cnnlab.errors import CnnlabError
@@ -94,9 +94,8 @@ def _input_size(text: str) -> tuple[int, int, int]:
 
 def run_check(args: argparse.Namespace) -> int:
     from cnnlab.analysis import analyze
-    from cnnlab.i18n import integer
     from cnnlab.errors import CnnlabError
-    from cnnlab.i18n import resolve_lang, tr
+    from cnnlab.i18n import integer, resolve_lang, tr
 
     lang = resolve_lang(args.lang)
     failed = 0
@@ -119,9 +118,8 @@ def run_models(args: argparse.Namespace) -> int:
 
     from cnnlab import zoo
     from cnnlab.analysis import analyze
-    from cnnlab.i18n import integer
-    from cnnlab.i18n import resolve_lang, tr
     from cnnlab.analysis.render import human_count
+    from cnnlab.i18n import integer, resolve_lang, tr
 
     lang = resolve_lang(args.lang)
     rows: list[dict[str, Any]] = []

@@ -22,9 +22,9 @@ from typing import Any
 from cnnlab.cli.options import whole
 from cnnlab.errors import CnnlabError, did_you_mean
 from cnnlab.i18n import resolve_lang
+from cnnlab.inference.dataset import SPLITS
 
 _FMT = argparse.ArgumentDefaultsHelpFormatter
-SPLITS = ("auto", "val", "test", "train")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -202,8 +202,8 @@ def cmd_curves(args: argparse.Namespace) -> int:
 
 
 def _evaluated(args: argparse.Namespace, lang: str) -> tuple[Any, Any, Any]:
-    from cnnlab.inference.evaluation import evaluate
     from cnnlab.inference.dataset import evaluation_set
+    from cnnlab.inference.evaluation import evaluate
 
     run = _load(args)
     images, _label = evaluation_set(run, args.data, args.split, lang, max_images=None)

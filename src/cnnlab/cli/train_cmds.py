@@ -176,7 +176,11 @@ def _dry_run(args: argparse.Namespace, config: TrainConfig | None, overrides: di
     if args.resume:
         from pathlib import Path
 
-        resolved = TrainConfig.from_yaml(Path(args.spec) / "config.yaml").replace(**overrides)
+        from cnnlab.train.api import refuse_config_changes
+
+        stored = TrainConfig.from_yaml(Path(args.spec) / "config.yaml")
+        refuse_config_changes(Path(args.spec), stored, overrides)  # what --resume itself would refuse
+        resolved = stored.replace(**overrides)
         print(f"# resume {args.spec}")
         print(resolved.to_yaml(), end="")
         return 0

@@ -11,11 +11,12 @@ Registration imports neither torch nor matplotlib; the handlers do, when they ru
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from cnnlab.cli.options import count, number, seed, whole
-from cnnlab.errors import CnnlabError, RunError
+from cnnlab.errors import CnnlabError
 from cnnlab.i18n import resolve_lang, tr
 from cnnlab.utils.paths import check_output_file
 
@@ -129,14 +130,7 @@ def _load(args: argparse.Namespace) -> Any:
     from cnnlab.distributed import resolve_device
     from cnnlab.train import load_run
 
-    path = Path(args.run)
-    if path.is_file():
-        from cnnlab.train.checkpoint import refuse_pickle
-
-        refuse_pickle(path)  # a torch.save/pickle file: refused, with the reason
-        raise RunError(f"{path} is a file; pass the run folder that `cnnlab train` wrote (it holds config.yaml "
-                       "and checkpoints/), not a single checkpoint file")
-    return load_run(path, which=getattr(args, "checkpoint", "best"), device=resolve_device(args.device))
+    return load_run(Path(args.run), which=getattr(args, "checkpoint", "best"), device=resolve_device(args.device))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -151,6 +145,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     imageset, source, split = resolve_split(run, args.data, args.split, progress=args.output == "table")
     result = evaluate(run, imageset, batch_size=args.batch_size, top_k=args.top_k)
     meta = {"run": str(run.path), "checkpoint": run.which, "data": source, "split": split}
+    if split in ("all", "train"):
+        from cnnlab.inference.dataset import training_overlap
+
+        meta["training_images"] = training_overlap(run, imageset)
+        if meta["training_images"]:
+            print(tr("use.eval.includes_training", lang, n=meta["training_images"]), file=sys.stderr)
     render_evaluation(result, meta, args.output, lang=lang, worst=args.worst, confused=args.confused)
     if args.samples:
         result.write_samples_csv(args.samples)

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.data.decode import IMAGE_EXTENSIONS
 from cnnlab.errors import CnnlabError, DataError, did_you_mean
 from cnnlab.inference.common import RunLike, preprocess_batch
 from cnnlab.model import model_device
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 _GLOB_CHARS = set("*?[")
 
 
@@ -185,7 +185,7 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[str, s
         if path.is_dir():
             files = _images_under(path)
             if not files:
-                add(text, f"no image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...) in folder {text}")
+                add(text, f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in folder {text}")
             for f in files:
                 add(f)
         elif path.is_file():
@@ -206,7 +206,7 @@ def _images_under(folder: Path) -> list[str]:
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
                 found.append(str(Path(root) / name))
     return found
 
@@ -217,7 +217,7 @@ def _glob_images(pattern: str) -> list[str]:
         p = Path(match)
         if p.is_dir():
             out.extend(_images_under(p))
-        elif p.is_file() and p.name.lower().endswith(IMAGE_EXTENSIONS):
+        elif p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS:
             out.append(match)
     return out
 

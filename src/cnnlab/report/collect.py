@@ -10,10 +10,9 @@ import datetime as dt
 import statistics
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.i18n import tr
 from cnnlab.analysis.render import explanation, human_count, rf_text, shape_text, totals_lines
+from cnnlab.i18n import integer, percent, tr
 from cnnlab.report import figures
-from cnnlab.i18n import integer, percent
 from cnnlab.report.types import Evaluation, Item, LayerRow, ReportData
 
 if TYPE_CHECKING:

@@ -13,6 +13,7 @@ cnnlab.errors.SpecError: the spec has 1 problem:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import reprlib
@@ -220,11 +221,10 @@ def _parse_layers(items: list[Any], prefix: str, ps: Problems, top: bool) -> tup
         layer = _parse_item(item, index, lines[i], ps)
         if layer is None:
             continue
-        here = where(index, layer.KIND.value, lines[i], ps.lang)
         if not top and layer.KIND in SPATIAL_ONLY:
-            ps.add("in_branch", where=here, kind=layer.KIND.value)
+            ps.add("in_branch", where=where(index, layer.KIND.value, lines[i], ps.lang), kind=layer.KIND.value)
         if top and isinstance(layer, Output) and i != len(items) - 1:
-            ps.add("output_not_last", where=here)
+            ps.add("output_not_last", where=where(index, layer.KIND.value, lines[i], ps.lang))
         out.append(layer)
     if top and items and not (out and isinstance(out[-1], Output)):
         ps.add("no_output", where=where(str(len(items) - 1), None, lines[-1], ps.lang))
@@ -246,7 +246,7 @@ def _parse_item(item: Any, index: str, line: int | None, ps: Problems) -> Layer 
     if kind is None:
         return None
     cls = LAYER_CLASSES[kind]
-    here = where(index, kind.value, line, ps.lang)
+    here = functools.partial(where, index, kind.value, line, ps.lang)  # built only for a message
     kwargs = _layer_kwargs(cls, value, here, ps)
     if kwargs is None:
         return None
@@ -258,23 +258,21 @@ def _parse_item(item: Any, index: str, line: int | None, ps: Problems) -> Layer 
     return layer
 
 
-def _parse_branch(items: Any, index: str, here: str, ps: Problems) -> tuple[Layer, ...] | None:
+def _parse_branch(items: Any, index: str, here: Callable[[], str], ps: Problems) -> tuple[Layer, ...] | None:
     depth = index.count(".") + 1
     if depth > MAX_NESTING:
-        ps.add("too_deep", where=here, depth=depth, limit=MAX_NESTING)
+        ps.add("too_deep", where=here(), depth=depth, limit=MAX_NESTING)
         return None
     if not isinstance(items, list) or not items:
-        ps.add("branch", where=here, value=short_repr(items))
+        ps.add("branch", where=here(), value=short_repr(items))
         return None
     return _parse_layers(items, f"{index}.", ps, top=False)
 
 
 def _parse_kind(name: Any, index: str, line: int | None, ps: Problems) -> Kind | None:
     text = str(name).strip().lower() if isinstance(name, str) else None
-    if text is not None:
-        for kind in Kind:
-            if kind.value == text:
-                return kind
+    if text is not None and text in _KINDS:
+        return _KINDS[text]
     choices = [k.value for k in Kind]
     hint = ps.hint(str(name), choices)
     if not hint and text is not None and text.replace("-", "_") in ALIASES:
@@ -283,16 +281,26 @@ def _parse_kind(name: Any, index: str, line: int | None, ps: Problems) -> Kind |
     return None
 
 
-def _layer_kwargs(cls: type, value: Any, here: str, ps: Problems) -> dict[str, Any] | None:
-    converters: dict[str, Callable[[Any], Any]] = CONVERTERS[cls]
+@functools.cache
+def _keys(cls: type) -> tuple[list[str], list[str]]:
+    """(allowed keys, required keys) of a layer dataclass."""
     allowed = [f.name for f in fields(cls) if f.name != "line"]
     required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+    return allowed, required
+
+
+_KINDS = {k.value: k for k in Kind}
+
+
+def _layer_kwargs(cls: type, value: Any, here: Callable[[], str], ps: Problems) -> dict[str, Any] | None:
+    converters: dict[str, Callable[[Any], Any]] = CONVERTERS[cls]
+    allowed, required = _keys(cls)
     if value is None:
         raw: dict[str, Any] = {}
     elif isinstance(value, dict):
         raw = dict(value)
     elif cls is Flatten:
-        ps.add("flatten", where=here, value=short_repr(value))
+        ps.add("flatten", where=here(), value=short_repr(value))
         return None
     else:
         raw = {cls.MAIN: value}  # type: ignore[attr-defined]
@@ -303,19 +311,19 @@ def _layer_kwargs(cls: type, value: Any, here: str, ps: Problems) -> dict[str, A
         if key not in converters:
             hint = ps.hint(str(key), allowed)
             suggested.update(a for a in allowed if f"'{a}'" in hint)
-            ps.add("key", where=here, key=key, hint=hint, allowed=", ".join(allowed) or "-")
+            ps.add("key", where=here(), key=key, hint=hint, allowed=", ".join(allowed) or "-")
             ok = False
             continue
         try:
             kwargs[key] = converters[key](val)
         except Bad as exc:
             hint = ps.hint(str(val), exc.options) if exc.options else ""
-            ps.add("value", where=here, key=key, rule=tr(f"spec.bad.{exc.rule}", ps.lang, **exc.values),
+            ps.add("value", where=here(), key=key, rule=tr(f"spec.bad.{exc.rule}", ps.lang, **exc.values),
                    value=short_repr(val), hint=hint)
             ok = False
     for key in required:
         if key not in raw and key not in suggested:
-            ps.add("missing", where=here, key=key, kind=cls.KIND.value, example=_EXAMPLE[key])  # type: ignore[attr-defined]
+            ps.add("missing", where=here(), key=key, kind=cls.KIND.value, example=_EXAMPLE[key])  # type: ignore[attr-defined]
             ok = False
     return kwargs if ok else None
 

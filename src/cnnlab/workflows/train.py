@@ -31,11 +31,20 @@ def train(spec: Any, data: Any = None, config: TrainConfig | None = None, *,
     ``resume=True``: ``spec`` is a run folder to continue. ``report``: write ``RUN/report.html`` at
     the end. ``force``: skip the memory check. Returns ``None`` on ranks other than 0.
     """
-    fitted = fit(spec, data, config, out=out, resume=resume, quiet=quiet, lang=lang, force=force, **overrides)
+    from cnnlab.train.identity import release_lock
+    from cnnlab.utils.testpoints import point
+
+    fitted = fit(spec, data, config, out=out, resume=resume, quiet=quiet, lang=lang, force=force, keep_lock=True,
+                 **overrides)
     if not fitted.is_main:
+        release_lock(fitted.run_dir.path)
         return None
-    if report and fitted.state in ("finished", "stopped_early"):
-        write_run_report(fitted)
+    try:  # the report is written under the run's lock, taken by fit()
+        if report and fitted.state in ("finished", "stopped_early"):
+            point("report")
+            write_run_report(fitted)
+    finally:
+        release_lock(fitted.run_dir.path)
     return load_run(fitted.run_dir.path, "best")
 
 
