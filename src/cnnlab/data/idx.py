@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.data.decode import describe_content
+from cnnlab.data.idx_lazy import check_dims, max_data_bytes
 from cnnlab.errors import DataError
 
 _DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
@@ -46,32 +47,6 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         if isinstance(exc, DataError):
             raise
         raise DataError(f"cannot read '{p}': the {'gzip ' if gz else ''}data is truncated or corrupt ({exc}); download the file again") from None
-
-
-# deflate cannot compress better than 1032:1, so a gzip file of n bytes holds at most 1032 n bytes
-GZIP_MAX_RATIO = 1032
-
-
-def max_data_bytes(path: Path, gz: bool, header: int) -> int:
-    """The most data bytes ``path`` can hold after a ``header``-byte header (decompressed for gzip)."""
-    size = path.stat().st_size
-    return size * GZIP_MAX_RATIO if gz else max(size - header, 0)
-
-
-def check_dims(path: Path, dims: tuple[int, ...], itemsize: int, available: int) -> int:
-    """The data bytes the header ``dims`` declares, after checking they fit in the file (no allocation).
-
-    A header is 4-byte sizes, so a few bytes can declare exabytes; nothing is allocated from it
-    until the file is known to be large enough to hold that much.
-    """
-    need = itemsize
-    for d in dims:
-        need *= d
-    if need > available:
-        raise DataError(f"'{path}' declares {' x '.join(str(d) for d in dims)} values ({need:,} bytes) in its header, "
-                        f"but the file can hold at most {available:,}; the header is corrupt or the file is truncated, "
-                        "download it again")
-    return need
 
 
 def _read_idx_stream(fh: Any, p: Path, available: int) -> np.ndarray:
