@@ -15,6 +15,8 @@ import argparse
 import sys
 from typing import Any
 
+from cnnlab.cli.options import count, whole
+
 FORMATS = ("table", "json", "markdown", "csv")
 
 
@@ -28,9 +30,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("net", metavar="NET", help="spec file or bundled network name")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format")
-    p.add_argument("--batch", type=int, default=1, help="batch size for the training-memory estimate")
+    p.add_argument("--batch", type=count, default=1, help="batch size for the training-memory estimate")
     p.add_argument("--lang", default=None, help="language of the explanations: en or pt (default: from LANG)")
-    p.add_argument("--width", type=int, default=None, help="table width in characters (default: terminal)")
+    p.add_argument("--width", type=whole(20, 10_000), default=None, help="table width in characters (default: terminal)")
     p.add_argument("--input", default=None, metavar="C,H,W",
                    help="analyse for another input size, e.g. 3,64,64 (default: the spec's input)")
     p.add_argument("--init-from", default=None, metavar="SOURCE",
@@ -56,8 +58,8 @@ def register(sub: Any) -> None:
 
 def run_summary(args: argparse.Namespace) -> int:
     from cnnlab.analysis import analyze
+    from cnnlab.analysis.render import print_summary, render
     from cnnlab.i18n import resolve_lang
-    from cnnlab.render import print_summary, render
 
     if args.batch < 1:
         from cnnlab.errors import CnnlabError
@@ -105,9 +107,8 @@ def _input_size(text: str) -> tuple[int, int, int]:
 
 def run_check(args: argparse.Namespace) -> int:
     from cnnlab.analysis import analyze
-    from cnnlab.analysis_layers import num
     from cnnlab.errors import CnnlabError
-    from cnnlab.i18n import resolve_lang, tr
+    from cnnlab.i18n import integer, resolve_lang, tr
 
     lang = resolve_lang(args.lang)
     failed = 0
@@ -118,7 +119,7 @@ def run_check(args: argparse.Namespace) -> int:
             failed += 1
             print(f"{tr('analysis.check.fail', lang, net=net)}\n{exc}", file=sys.stderr)
             continue
-        print(tr("analysis.check.ok", lang, net=net, layers=len(a.layers), params=num(a.total_params, lang),
+        print(tr("analysis.check.ok", lang, net=net, layers=len(a.layers), params=integer(a.total_params, lang),
                  shape=a.output_shape))
         for w in a.warnings:
             print("  " + tr("analysis.warning", lang, text=w))
@@ -130,9 +131,8 @@ def run_models(args: argparse.Namespace) -> int:
 
     from cnnlab import zoo
     from cnnlab.analysis import analyze
-    from cnnlab.analysis_layers import num
-    from cnnlab.i18n import resolve_lang, tr
-    from cnnlab.render import human_count
+    from cnnlab.analysis.render import human_count
+    from cnnlab.i18n import integer, resolve_lang, tr
 
     lang = resolve_lang(args.lang)
     rows: list[dict[str, Any]] = []
@@ -143,11 +143,11 @@ def run_models(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
-    from cnnlab.render_text import draw_table, paint, terminal_width, use_color
+    from cnnlab.analysis.render_text import draw_table, paint, terminal_width, use_color
 
     color = use_color()
     headers = [tr(f"analysis.models.{c}", lang) for c in ("name", "input", "params", "trainable", "macs", "description")]
-    cells = [[r["name"], "×".join(map(str, r["input"])), num(r["params"], lang), num(r["trainable_params"], lang),
+    cells = [[r["name"], "×".join(map(str, r["input"])), integer(r["params"], lang), integer(r["trainable_params"], lang),
               human_count(r["macs"], lang), r["description"]] for r in rows]
     print(paint(tr("analysis.models.title", lang), "bold", color) + "\n")
     print(draw_table(headers, cells, align="lrrrrl", styles=["cyan", None, "green", "green", "magenta", None],

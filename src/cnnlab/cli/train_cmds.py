@@ -1,4 +1,4 @@
-"""``cnnlab train`` and ``cnnlab demo``: thin shells over ``cnnlab.train.train`` and ``cnnlab.demo.run_demo``.
+"""``cnnlab train`` and ``cnnlab demo``: thin shells over ``cnnlab.workflows.train`` and ``cnnlab.workflows.demo.run_demo``.
 
     cnnlab train lenet5 --data mnist --epochs 10 --out runs/lenet
     cnnlab train runs/lenet --resume
@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import TYPE_CHECKING, Any
+
+from cnnlab.cli.options import TRAIN_TYPES, count, whole
 
 if TYPE_CHECKING:
     from cnnlab.train.config import TrainConfig
@@ -119,7 +121,9 @@ def register(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the resolved options and exit")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
-    p.add_argument("--devices", type=int, default=1, help="train on N local processes (torchrun)")
+    p.add_argument("--force", action="store_true",
+                   help="train even when the memory estimate says the run does not fit in RAM / GPU memory")
+    p.add_argument("--devices", type=whole(1, 1024), default=1, help="train on N local processes (torchrun)")
     p.add_argument("--lang", help="message language: en or pt (default: from CNNLAB_LANG / LANG)")
     add_config_flags(p)
     p.set_defaults(func=_train)
@@ -127,9 +131,9 @@ def register(sub: Any) -> None:
     d = sub.add_parser("demo", help="the whole path on the bundled MNIST sample, offline (~1 minute)",
                        formatter_class=_Formatter)
     d.add_argument("--out", default=None, help="run folder (default: runs/demo, numbered when taken)")
-    d.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo recipe's)")
+    d.add_argument("--epochs", type=count, default=None, help="training epochs (default: the demo recipe's)")
     d.add_argument("--quiet", action="store_true", help="no progress bars (the summary and results still print)")
-    d.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
+    d.add_argument("--threads", type=TRAIN_TYPES["threads"], default=None, help="CPU threads (default: one per core)")
     d.add_argument("--lang", help="message language: en or pt")
     d.set_defaults(func=_demo)
 
@@ -143,7 +147,7 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
         if kind is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
             continue
-        group.add_argument(flag, type=kind, default=argparse.SUPPRESS, choices=_CHOICES.get(name),
+        group.add_argument(flag, type=TRAIN_TYPES.get(name, kind), default=argparse.SUPPRESS, choices=_CHOICES.get(name),
                            metavar=None if name in _CHOICES else name.upper(), help=help_text)
 
 
@@ -158,14 +162,18 @@ def _train(args: argparse.Namespace) -> int:
         return launch(sys.argv[1:], args.devices)
     from cnnlab.train.config import TrainConfig
 
+    if args.out is not None and not args.dry_run:
+        from cnnlab.utils.paths import check_output_folder
+
+        check_output_folder(args.out, "--out")
     config = TrainConfig.from_yaml(args.config) if args.config else None
     overrides = config_overrides(args)
     if args.dry_run:
         return _dry_run(args, config, overrides)
-    from cnnlab.train import train
+    from cnnlab.workflows import train
 
     train(args.spec, args.data, config, out=args.out, resume=args.resume, quiet=args.quiet,
-          lang=args.lang, report=not args.no_report, **overrides)
+          lang=args.lang, report=not args.no_report, force=args.force, **overrides)
     return 0
 
 
@@ -176,7 +184,11 @@ def _dry_run(args: argparse.Namespace, config: TrainConfig | None, overrides: di
     if args.resume:
         from pathlib import Path
 
-        resolved = TrainConfig.from_yaml(Path(args.spec) / "config.yaml").replace(**overrides)
+        from cnnlab.train.api import refuse_config_changes
+
+        stored = TrainConfig.from_yaml(Path(args.spec) / "config.yaml")
+        refuse_config_changes(Path(args.spec), stored, overrides)  # what --resume itself would refuse
+        resolved = stored.replace(**overrides)
         print(f"# resume {args.spec}")
         print(resolved.to_yaml(), end="")
         return 0
@@ -188,7 +200,7 @@ def _dry_run(args: argparse.Namespace, config: TrainConfig | None, overrides: di
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from cnnlab.demo import run_demo
+    from cnnlab.workflows.demo import run_demo
 
     run_demo(out=args.out, epochs=args.epochs, quiet=args.quiet, lang=args.lang, threads=args.threads)
     return 0

@@ -20,10 +20,10 @@ from rich.text import Text
 from cnnlab.i18n import tr
 
 if TYPE_CHECKING:
-    from cnnlab.evaluate import EvalResult
-    from cnnlab.export import ExportResult
-    from cnnlab.lr_find import LRFindResult
-    from cnnlab.predict import Prediction
+    from cnnlab.inference.evaluation import EvalResult
+    from cnnlab.inference.export_onnx import ExportResult
+    from cnnlab.inference.prediction import Prediction
+    from cnnlab.train.lr_find import LRFindResult
 
 MAX_CONFUSION_CLASSES = 20  # wider matrices do not fit a terminal; JSON always has the full matrix
 
@@ -61,6 +61,10 @@ def render_evaluation(res: EvalResult, meta: dict[str, Any], fmt: str, *, lang: 
     tops = "  ".join(f"top-{k} {_pct(v)}" for k, v in sorted(res.top_k.items()) if k > 1)
     con.print(tr("use.eval.summary", lang, accuracy=_pct(res.accuracy), loss=f"{res.loss:.4f}") + ("  " + tops if tops else ""))
     con.print(_per_class_table(res, lang))
+    from cnnlab.inference.evaluation import absent_classes
+
+    if absent_classes(res.per_class):
+        con.print(tr("use.eval.absent", lang, names=", ".join(absent_classes(res.per_class))))
     con.print(_confusion_table(res, lang))
     pairs = res.most_confused(confused)
     if pairs:
@@ -72,7 +76,7 @@ def render_evaluation(res: EvalResult, meta: dict[str, Any], fmt: str, *, lang: 
 
 
 def _per_class_table(res: EvalResult, lang: str) -> Table:
-    from cnnlab.evaluate import averages
+    from cnnlab.inference.evaluation import averages
 
     table = Table(title=tr("use.eval.per_class", lang), title_justify="left")
     for col in ("class", "precision", "recall", "f1", "support"):

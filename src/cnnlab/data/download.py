@@ -68,21 +68,26 @@ def ensure_files(ds: NamedDataset, folder: Path, *, download: bool, progress: bo
         return
     if not download:
         raise DataError(offline_message(ds, folder, "downloads are off: --no-download"))
-    problems: list[str] = []
-    for remote in datasets.FILES[ds.name]:
-        dest = folder / remote.name
-        if not dest.exists():
-            try:
-                fetch_any(urls_for(ds.name, remote.name), dest, remote, progress=progress)
-            except FetchError as exc:
-                problems.append(f"{remote.name}: {exc}")
-                if exc.offline:  # no server reachable: do not wait on every other file too
-                    break
-                continue
-        if remote.extract:
-            extract_tar(dest, folder)
-    if problems or not dataset_present(ds, folder):
-        raise DataError(offline_message(ds, folder, "; ".join(problems) or "the downloaded files are incomplete"))
+    from cnnlab.data.cache import download_lock
+
+    with download_lock(folder):  # DDP ranks, parallel runs: one downloads, the others wait
+        if dataset_present(ds, folder):  # another process finished it while this one waited
+            return
+        problems: list[str] = []
+        for remote in datasets.FILES[ds.name]:
+            dest = folder / remote.name
+            if not dest.exists():
+                try:
+                    fetch_any(urls_for(ds.name, remote.name), dest, remote, progress=progress)
+                except FetchError as exc:
+                    problems.append(f"{remote.name}: {exc}")
+                    if exc.offline:  # no server reachable: do not wait on every other file too
+                        break
+                    continue
+            if remote.extract:
+                extract_tar(dest, folder)
+        if problems or not dataset_present(ds, folder):
+            raise DataError(offline_message(ds, folder, "; ".join(problems) or "the downloaded files are incomplete"))
 
 
 def offline_message(ds: NamedDataset, folder: Path, reason: str) -> str:

@@ -106,7 +106,7 @@ def _images(run: Any, data: Any, lang: str, notes: list[str]) -> tuple[Any, str]
     if data is not None:
         images = getattr(data, "val", data)  # a DataBundle gives its validation split
         return images, ""
-    from cnnlab.report.source import validation_split
+    from cnnlab.inference.dataset import validation_split
 
     try:
         images, label = validation_split(run, lang)

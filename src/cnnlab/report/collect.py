@@ -10,15 +10,14 @@ import datetime as dt
 import statistics
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.i18n import tr
-from cnnlab.render import explanation, human_count, rf_text, shape_text, totals_lines
+from cnnlab.analysis.render import explanation, human_count, rf_text, shape_text, totals_lines
+from cnnlab.i18n import integer, percent, tr
 from cnnlab.report import figures
-from cnnlab.report.fmt import integer, percent
 from cnnlab.report.types import Evaluation, Item, LayerRow, ReportData
 
 if TYPE_CHECKING:
-    from cnnlab.analysis_types import Analysis, LayerAnalysis
-    from cnnlab.evaluate import EvalResult
+    from cnnlab.analysis.types import Analysis, LayerAnalysis
+    from cnnlab.inference.evaluation import EvalResult
 
 
 def collect_report(run: Any, images: Any | None, *, lang: str = "en", data_label: str = "",
@@ -69,7 +68,7 @@ def _writable(images: Any) -> Any:
 
 
 def _evaluate(run: Any, images: Any) -> EvalResult:
-    from cnnlab.evaluate import evaluate
+    from cnnlab.inference.evaluation import evaluate
 
     batch = int(getattr(run.config, "eval_batch_size", 256) or 256)
     return evaluate(run, images, batch_size=batch)

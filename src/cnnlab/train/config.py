@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from cnnlab.errors import CnnlabError, did_you_mean
+from cnnlab.utils.safe_yaml import read_yaml
 
 
 class Optimizer(str, enum.Enum):
@@ -111,6 +112,9 @@ class TrainConfig:
         """Raise ``CnnlabError`` for values that cannot work, naming the option and the fix."""
         _check(self.epochs >= 1, "epochs", self.epochs, "a whole number >= 1")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "a whole number >= 1")
+        _check(0 <= self.seed <= 2**32 - 1, "seed", self.seed, "a whole number from 0 to 4294967295")
+        _check(self.weight_decay is None or math.isfinite(self.weight_decay), "weight_decay", self.weight_decay,
+               "a finite number >= 0")
         _check(self.lr is None or (math.isfinite(self.lr) and self.lr > 0), "lr", self.lr, "a number > 0, e.g. 0.003")
         _check(self.weight_decay is None or self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
         _check(0 <= self.warmup < 1, "warmup", self.warmup, "a fraction in [0, 1)")
@@ -192,9 +196,9 @@ class TrainConfig:
         """Read a config file (``--config``); errors name the file."""
         p = Path(path)
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+            data = read_yaml(p) or {}
         except OSError as exc:
-            raise CnnlabError(f"cannot read config file {p}: {exc.strerror}; check the path") from None
+            raise CnnlabError(f"cannot read config file {p}: {exc.strerror or exc}; check the path") from None
         except yaml.YAMLError as exc:
             raise CnnlabError(f"config file {p} is not valid YAML: {exc}") from None
         if not isinstance(data, Mapping):
