@@ -36,7 +36,8 @@ import torch
 
 from cnnlab.data import DataBundle, ImageSet, load_data
 from cnnlab.spec import load_spec
-from cnnlab.train import load_run, train
+from cnnlab.train import load_run
+from cnnlab.workflows import train
 
 ROOT = Path(__file__).resolve().parent.parent
 ARMS: dict[str, dict[str, Any]] = {

@@ -20,9 +20,10 @@ from cnnlab.errors import CnnlabError
 from cnnlab.model import build
 from cnnlab.spec import load_spec
 from cnnlab.train import checkpoint as ckpt
-from cnnlab.train import load_run, train
+from cnnlab.train import load_run
 from cnnlab.train.finetune import FreezeSchedule, lr_scales, param_groups
 from cnnlab.train.init_from import adapt_head, apply, match, resolve
+from cnnlab.workflows import train
 from cnnlab.zoo import pretrained
 
 TINY = {
@@ -264,14 +265,32 @@ def test_a_run_with_other_classes_gets_a_new_head_even_with_the_same_count(tmp_p
     assert json.loads((tmp_path / "c" / "init_from.json").read_text())["counts"]["loaded"] == 11
 
 
-def test_resume_keeps_the_pretrained_normalisation_and_the_freeze_schedule(tmp_path: Path) -> None:
+def test_resume_keeps_the_pretrained_normalisation_and_the_freeze_schedule(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fine-tuning run interrupted (Ctrl-C) during its frozen phase resumes with the weights'
+    normalisation and the same freeze schedule: its third epoch unfreezes the body."""
+    import os
+    import signal
+
+    from cnnlab.train import TrainingInterrupted
+
     data = dataclasses.replace(bundle(), mean=(0.6,), std=(0.1,))
     three = dict(TINY, layers=[*TINY["layers"][:-1], {"output": 3}])
     first = train(three, bundle(), out=tmp_path / "a", epochs=1, **FAST)  # normalisation (0.3,), (0.2,)
     assert first is not None
-    train(TINY, data, out=tmp_path / "b", epochs=1, init_from=str(tmp_path / "a"), freeze_epochs=2, **FAST)
+
+    def ctrl_c_in_epoch_two(name: str, **where: object) -> None:
+        if name == "step" and where.get("epoch") == 1 and where.get("batch") == 0:
+            os.kill(os.getpid(), signal.SIGINT)  # the trainer saves its state and stops
+
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("cnnlab.train.trainer"), "point", ctrl_c_in_epoch_two)
+    with pytest.raises(TrainingInterrupted):
+        train(TINY, data, out=tmp_path / "b", epochs=3, init_from=str(tmp_path / "a"), freeze_epochs=2, **FAST)
+    monkeypatch.undo()
     frozen, _ = ckpt.read_weights(tmp_path / "b" / "checkpoints" / "last")
-    run = train(tmp_path / "b", data, resume=True, epochs=3, **FAST)
+    run = train(tmp_path / "b", data, resume=True)
     assert run is not None and run.mean == (0.3,) and run.std == (0.2,)
     after, _ = ckpt.read_weights(tmp_path / "b" / "checkpoints" / "last")
     assert len(run.metrics) == 3

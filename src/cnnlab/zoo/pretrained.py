@@ -9,8 +9,8 @@ downloads it (``cnnlab.train.init_from``).
 'resnet18-f37072fd.pth'
 >>> m = torchvision_resnet_map(["conv1.weight", "bn1.weight", "layer1.0.conv1.weight",
 ...                             "layer2.0.downsample.1.bias", "fc.weight"])
->>> m["layer1.0.conv1.weight"], m["layer2.0.downsample.1.bias"], m["fc.weight"]
-('layers.3.branch.0.conv.weight', 'layers.5.shortcut.1.bias', 'layers.8.linear.weight')
+>>> m["layer1.0.conv1.weight"], m["layer2.0.downsample.1.bias"], m["fc.weight"]  # blocks given: 2
+('layers.3.branch.0.conv.weight', 'layers.4.shortcut.1.bias', 'layers.6.linear.weight')
 
 The torchvision layout (``torchvision/models/resnet.py``): ``conv1``/``bn1`` (stem), then
 ``layer{1..4}.{block}`` each with ``conv1, bn1, conv2, bn2`` (+ ``conv3, bn3`` in a Bottleneck) and
