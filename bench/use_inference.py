@@ -28,8 +28,8 @@ from PIL import Image
 from cnnlab.data import load_data
 from cnnlab.inference.evaluation import evaluate
 from cnnlab.inference.export_onnx import export
-from cnnlab.model import build
 from cnnlab.inference.prediction import predict
+from cnnlab.model import build
 from cnnlab.spec import load_spec
 
 

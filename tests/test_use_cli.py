@@ -15,7 +15,6 @@ import pytest
 import torch
 from PIL import Image
 
-from _use_helpers import one_thread  # noqa: F401  (fixture)
 from cnnlab.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -21,12 +21,11 @@ from typing import Any
 
 from cnnlab.analysis import layers as al
 from cnnlab.analysis.layers import Ctx, In
-from cnnlab.i18n import integer
 from cnnlab.analysis.memory import activation_bytes, add_activation, chain
+from cnnlab.analysis.shapes import ReceptiveField, conv_out, rf_merge, rf_window
 from cnnlab.analysis.types import BYTES_PER_VALUE, Analysis, LayerAnalysis, MemoryEstimate, Shape
 from cnnlab.errors import SpecError
-from cnnlab.i18n import tr
-from cnnlab.analysis.shapes import ReceptiveField, conv_out, rf_merge, rf_window
+from cnnlab.i18n import integer, tr
 from cnnlab.spec import (
     Activation,
     BatchNorm,

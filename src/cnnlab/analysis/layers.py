@@ -16,9 +16,6 @@ from cnnlab.analysis.memory import (
     SAVES_OUTPUT,
     add_activation,
 )
-from cnnlab.analysis.types import LayerAnalysis, Shape
-from cnnlab.analysis.window import resolve_window, same_note, shape_formula, window_desc
-from cnnlab.i18n import integer, short, tr
 from cnnlab.analysis.shapes import (
     ReceptiveField,
     conv_macs,
@@ -27,6 +24,9 @@ from cnnlab.analysis.shapes import (
     rf_window,
     table_conv_params,
 )
+from cnnlab.analysis.types import LayerAnalysis, Shape
+from cnnlab.analysis.window import resolve_window, same_note, shape_formula, window_desc
+from cnnlab.i18n import integer, short, tr
 from cnnlab.spec import (
     LRN,
     Act,
@@ -315,10 +315,13 @@ def output(layer: Output, x: In, cx: Ctx) -> LayerAnalysis:
 def batchnorm(layer: BatchNorm, x: In, cx: Ctx) -> LayerAnalysis:
     c = x.shape[0]
     dim = "2d" if len(x.shape) == 3 else "1d"
-    row = _row(x, "batchnorm", f"batchnorm{dim} C={c}{_act_suffix(layer.activation)}", x.shape, x.rf)
+    ghost = f" ghost {layer.ghost}" if layer.ghost else ""
+    row = _row(x, "batchnorm", f"batchnorm{dim} C={c}{ghost}{_act_suffix(layer.activation)}", x.shape, x.rf)
     row.weights, row.biases = c, c
     row.buffers = 2 * c + 1
     row.formula = tr("analysis.batchnorm", cx.lang, c=c, total=integer(2 * c, cx.lang), buf=integer(2 * c, cx.lang))
+    if layer.ghost:
+        row.notes.append(tr("analysis.batchnorm_ghost", cx.lang, n=integer(layer.ghost, cx.lang)))
     row.macs = 0
     row.resolved = {"channels": c, "dim": dim}
     row.saves_input = True

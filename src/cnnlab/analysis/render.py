@@ -14,10 +14,9 @@ import json
 import sys
 from typing import TextIO
 
-from cnnlab.i18n import integer, point
-from cnnlab.analysis.types import Analysis, LayerAnalysis
-from cnnlab.i18n import tr
 from cnnlab.analysis.render_text import draw_table, paint, terminal_width, use_color
+from cnnlab.analysis.types import Analysis, LayerAnalysis
+from cnnlab.i18n import integer, point, tr
 
 
 class Format(str, enum.Enum):

@@ -95,11 +95,6 @@ def conv_macs(out_c: int, out_h: int, out_w: int, kh: int, kw: int, in_per_group
     return out_c * out_h * out_w * kh * kw * in_per_group
 
 
-def flops(macs: int) -> int:
-    """Floating point operations counted the usual way: one multiply plus one add per MAC."""
-    return 2 * macs
-
-
 @dataclass(frozen=True)
 class ReceptiveField:
     """Receptive field of one output unit in input pixels, per axis (height, width).

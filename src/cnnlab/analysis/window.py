@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cnnlab.i18n import tr
 from cnnlab.analysis.shapes import conv_out, dropped_pixels, pool_out, same_padding
+from cnnlab.i18n import tr
 from cnnlab.spec import Padding, PadMode, Pair
 
 

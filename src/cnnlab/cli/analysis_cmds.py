@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from cnnlab.cli.help import LANG_HELP, HelpFormatter
+from cnnlab.cli.options import count, whole
 
 FORMATS = ("table", "json", "markdown", "csv")
 
@@ -30,11 +31,15 @@ def register(sub: Any) -> None:
     )
     p.add_argument("net", metavar="NET", help="spec file or bundled network name")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format")
-    p.add_argument("--batch", type=int, default=1, help="batch size for the training-memory estimate")
+    p.add_argument("--batch", type=count, default=1, help="batch size for the training-memory estimate")
     p.add_argument("--lang", default=None, help=LANG_HELP)
-    p.add_argument("--width", type=int, default=None, help="table width in characters (default: terminal)")
+    p.add_argument("--width", type=whole(20, 10_000), default=None, help="table width in characters (default: terminal)")
     p.add_argument("--input", default=None, metavar="C,H,W",
                    help="analyse for another input size, e.g. 3,64,64 (default: the spec's input)")
+    p.add_argument("--init-from", default=None, metavar="SOURCE",
+                   help="also show which layers load weights from SOURCE (run folder, weights file, resnet18:imagenet) "
+                        "and which are frozen while fine-tuning, with trainable vs frozen parameters")
+    p.add_argument("--freeze-epochs", type=int, default=1, help="with --init-from: epochs the body stays frozen")
     p.set_defaults(func=run_summary)
 
     c = sub.add_parser(
@@ -54,8 +59,8 @@ def register(sub: Any) -> None:
 
 def run_summary(args: argparse.Namespace) -> int:
     from cnnlab.analysis import analyze
-    from cnnlab.i18n import resolve_lang
     from cnnlab.analysis.render import print_summary, render
+    from cnnlab.i18n import resolve_lang
 
     if args.batch < 1:
         from cnnlab.errors import CnnlabError
@@ -73,9 +78,18 @@ def run_summary(args: argparse.Namespace) -> int:
     if args.format == "table":
         print_summary(a, width=args.width)
     else:
-        sys.stdout.write(render(a, args.format))
+        text = render(a, args.format)
+        if args.format == "json" and args.init_from:  # one JSON document: the analysis plus "init_from"
+            from cnnlab.cli.transfer_view import with_init_json
+
+            text = with_init_json(text, spec, args.init_from, args.freeze_epochs)
+        sys.stdout.write(text)
         if args.format == "json":
             sys.stdout.write("\n")
+    if args.init_from and args.format != "json":
+        from cnnlab.cli.transfer_view import print_init
+
+        print_init(spec, args.init_from, args.freeze_epochs, lang)
     return 0
 
 
@@ -94,9 +108,8 @@ def _input_size(text: str) -> tuple[int, int, int]:
 
 def run_check(args: argparse.Namespace) -> int:
     from cnnlab.analysis import analyze
-    from cnnlab.i18n import integer
     from cnnlab.errors import CnnlabError
-    from cnnlab.i18n import resolve_lang, tr
+    from cnnlab.i18n import integer, resolve_lang, tr
 
     lang = resolve_lang(args.lang)
     failed = 0
@@ -119,9 +132,8 @@ def run_models(args: argparse.Namespace) -> int:
 
     from cnnlab import zoo
     from cnnlab.analysis import analyze
-    from cnnlab.i18n import integer
-    from cnnlab.i18n import resolve_lang, tr
     from cnnlab.analysis.render import human_count
+    from cnnlab.i18n import integer, resolve_lang, tr
 
     lang = resolve_lang(args.lang)
     rows: list[dict[str, Any]] = []

@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from cnnlab.cli.help import LANG_HELP, HelpFormatter
+from cnnlab.cli.options import fraction, seed, whole
 from cnnlab.data import defaults
 
 
@@ -30,12 +31,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("source", nargs="?", help="folder, file or dataset name")
     p.add_argument("--format", choices=["text", "json"], default="text", help="output format")
-    p.add_argument("--val-split", type=float, default=defaults.VAL_SPLIT, help="validation fraction drawn when the source has no val split")
-    p.add_argument("--test-split", type=float, default=defaults.TEST_SPLIT, help="test fraction drawn when the source has no test split")
-    p.add_argument("--seed", type=int, default=defaults.SEED, help="seed of the stratified split")
+    p.add_argument("--val-split", type=fraction, default=defaults.VAL_SPLIT, help="validation fraction drawn when the source has no val split")
+    p.add_argument("--test-split", type=fraction, default=defaults.TEST_SPLIT, help="test fraction drawn when the source has no test split")
+    p.add_argument("--seed", type=seed, default=defaults.SEED, help="seed of the stratified split")
     p.add_argument("--strict", action="store_true", help="exit 2 when any file cannot be read")
     p.add_argument("--no-download", action="store_true", help="never download a named dataset")
-    p.add_argument("--show", type=int, default=20, help="skipped files and duplicates listed in text output")
+    p.add_argument("--show", type=whole(0), default=20, help="skipped files and duplicates listed in text output")
     p.add_argument("--lang", default=None, help=LANG_HELP)
     p.add_argument("--clear-cache", action="store_true",
                    help="delete the decoded-image cache ($CNNLAB_CACHE or ~/.cache/cnnlab/cache) and exit")
@@ -71,6 +72,7 @@ def run_data(args: argparse.Namespace) -> int:
     else:
         print(render_text(report, lang, show=max(0, args.show)))
     if args.strict and report.skipped:
-        print(f"error: {tr('data.strict.failed', lang, n=len(report.skipped))}", file=sys.stderr)
+        first = "{}: {}".format(*report.skipped[0])
+        print(f"error: {tr('data.strict.failed', lang, n=len(report.skipped), first=first)}", file=sys.stderr)
         return 2
     return 0

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.cli.help import LANG_HELP, HelpFormatter
+from cnnlab.cli.options import whole
 from cnnlab.errors import CnnlabError, did_you_mean
 from cnnlab.i18n import resolve_lang
+from cnnlab.inference.dataset import SPLITS
 
 _FMT = HelpFormatter
-SPLITS = ("auto", "val", "test", "train")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _simple(kinds, "curves", "loss and accuracy per epoch (from metrics.jsonl)", cmd_curves, data=False)
     _simple(kinds, "confusion", "confusion matrix, in counts and normalised per true class", cmd_confusion)
     p = _simple(kinds, "mistakes", "grid of the highest-loss misclassified images", cmd_mistakes)
-    p.add_argument("-n", type=int, default=16, help="how many images")
+    p.add_argument("-n", type=whole(1, 1024), default=16, help="how many images")
     _report(sub)
 
 
@@ -64,8 +65,8 @@ def _filters(kinds: Any) -> None:
                          description="The kernels of one conv layer: the first layer of an RGB network in colour, "
                          "deeper layers as one strip per filter (a slice per input channel).")
     _common(p)
-    p.add_argument("--layer", type=int, default=None, help="conv layer index (default: the first conv layer)")
-    p.add_argument("--max", type=int, default=64, dest="max_filters", help="show at most this many filters")
+    p.add_argument("--layer", type=whole(0), default=None, help="conv layer index (default: the first conv layer)")
+    p.add_argument("--max", type=whole(1, 4096), default=64, dest="max_filters", help="show at most this many filters")
     p.set_defaults(func=cmd_filters)
 
 
@@ -75,9 +76,9 @@ def _maps(kinds: Any) -> None:
                          "layer's output shape (the same as in `cnnlab summary`).")
     _common(p)
     p.add_argument("image", help="image file")
-    p.add_argument("--layer", type=int, action="append", default=None,
+    p.add_argument("--layer", type=whole(0), action="append", default=None,
                    help="layer index; repeat for several (default: every conv and pool layer)")
-    p.add_argument("--channels", type=int, default=16, help="channels shown per layer")
+    p.add_argument("--channels", type=whole(1, 4096), default=16, help="channels shown per layer")
     p.set_defaults(func=cmd_maps)
 
 
@@ -88,7 +89,7 @@ def _cam(kinds: Any) -> None:
     _common(p)
     p.add_argument("image", help="image file")
     p.add_argument("--class", dest="target", default=None, help="class name or index (default: the prediction)")
-    p.add_argument("--layer", type=int, default=None, help="conv layer index (default: the last conv layer)")
+    p.add_argument("--layer", type=whole(0), default=None, help="conv layer index (default: the last conv layer)")
     p.set_defaults(func=cmd_cam)
 
 
@@ -114,6 +115,10 @@ def _report(sub: Any) -> None:
 
 def _load(args: argparse.Namespace) -> Any:
     from cnnlab.train import load_run
+    from cnnlab.utils.paths import check_output_file
+
+    if getattr(args, "out", None):
+        check_output_file(args.out, "--out")  # before the run and the data load
 
     return load_run(args.run, args.checkpoint)
 

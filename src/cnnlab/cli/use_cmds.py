@@ -11,13 +11,16 @@ Registration imports neither torch nor matplotlib; the handlers do, when they ru
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from cnnlab.cli.help import LANG_HELP, HelpFormatter
+from cnnlab.cli.options import count, number, seed, whole
 from cnnlab.data import defaults
-from cnnlab.errors import CnnlabError, RunError
+from cnnlab.errors import CnnlabError
 from cnnlab.i18n import resolve_lang, tr
+from cnnlab.utils.paths import check_output_file
 
 _FMT = HelpFormatter
 
@@ -52,10 +55,10 @@ def _register_evaluate(sub: Any) -> None:
     p.add_argument("--split", choices=("auto", "test", "val", "train", "all"), default="auto",
                    help="which split; auto = the test split if the source has one, else the run's held-out "
                    "validation split (its own source) or all images (another source); all = train + val")
-    p.add_argument("--batch-size", type=int, default=defaults.EVAL_BATCH_SIZE, help="images per forward pass")
-    p.add_argument("--top-k", type=int, nargs="+", default=[1, 3, 5], help="k values for top-k accuracy")
-    p.add_argument("--worst", type=int, default=10, help="how many highest-loss examples to list")
-    p.add_argument("--confused", type=int, default=10, help="how many most-confused pairs to list")
+    p.add_argument("--batch-size", type=count, default=defaults.EVAL_BATCH_SIZE, help="images per forward pass")
+    p.add_argument("--top-k", type=count, nargs="+", default=[1, 3, 5], help="k values for top-k accuracy")
+    p.add_argument("--worst", type=whole(0), default=10, help="how many highest-loss examples to list")
+    p.add_argument("--confused", type=whole(0), default=10, help="how many most-confused pairs to list")
     p.add_argument("--samples", default=None, metavar="CSV",
                    help="also write every sample's outcome (source, true, predicted, confidence, loss) to this CSV")
     _common(p)
@@ -69,8 +72,8 @@ def _register_predict(sub: Any) -> None:
                        "0 all predicted, 1 some inputs failed, 2 bad arguments or run.")
     p.add_argument("run", help="run folder written by `cnnlab train`")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or globs")
-    p.add_argument("--top-k", type=int, default=3, help="how many classes to show per image")
-    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    p.add_argument("--top-k", type=count, default=3, help="how many classes to show per image")
+    p.add_argument("--batch-size", type=count, default=64, help="images per forward pass")
     _common(p)
     p.set_defaults(func=cmd_predict)
 
@@ -84,10 +87,10 @@ def _register_export(sub: Any) -> None:
     p.add_argument("run", help="run folder written by `cnnlab train`")
     p.add_argument("--format", choices=("onnx",), default="onnx", dest="model_format", help="model format")
     p.add_argument("--out", default=None, help="output file (default: RUN/model.onnx)")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset version")
+    p.add_argument("--opset", type=whole(7, 99), default=18, help="ONNX opset version")
     p.add_argument("--exporter", choices=("auto", "dynamo", "legacy"), default="auto",
                    help="torch.onnx path: dynamo (torch.export), legacy (TorchScript), auto = dynamo then legacy")
-    p.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |onnxruntime - PyTorch|")
+    p.add_argument("--tolerance", type=number(0, lo_open=True), default=1e-4, help="largest allowed |onnxruntime - PyTorch|")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison (not recommended)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     _common(p, formats=())
@@ -103,13 +106,14 @@ def _register_lr_find(sub: Any) -> None:
     p.add_argument("--data", default=None, help="data source; required for a spec, default for a run: its own")
     p.add_argument("--config", default=None, help="training config YAML (optimizer, weight decay, batch size...)")
     p.add_argument("--optimizer", choices=("adamw", "sgd"), default=None, help="default: the config's (adamw)")
-    p.add_argument("--weight-decay", type=float, default=None, help="default: the config's")
-    p.add_argument("--batch-size", type=int, default=None, help="default: the config's (128)")
-    p.add_argument("--start-lr", type=float, default=1e-7, help="first learning rate")
-    p.add_argument("--end-lr", type=float, default=10.0, help="last learning rate")
-    p.add_argument("--iters", type=int, default=100, help="number of steps (mini-batches)")
-    p.add_argument("--seed", type=int, default=0, help="seed for initial weights and batch order")
+    p.add_argument("--weight-decay", type=number(0), default=None, help="default: the config's")
+    p.add_argument("--batch-size", type=count, default=None, help="default: the config's (128)")
+    p.add_argument("--start-lr", type=number(0, lo_open=True), default=1e-7, help="first learning rate")
+    p.add_argument("--end-lr", type=number(0, lo_open=True), default=10.0, help="last learning rate")
+    p.add_argument("--iters", type=whole(2, 1_000_000), default=100, help="number of steps (mini-batches), at least 2")
+    p.add_argument("--seed", type=seed, default=0, help="seed for initial weights and batch order")
     p.add_argument("--plot", default=None, help="PNG path (default: lr-find-<name>.png in the current folder)")
+    p.add_argument("--force", action="store_true", help="run even when the memory estimate says it does not fit")
     _common(p, checkpoint=False, formats=("table", "json"))
     p.set_defaults(func=cmd_lr_find)
 
@@ -121,14 +125,7 @@ def _load(args: argparse.Namespace) -> Any:
     from cnnlab.distributed import resolve_device
     from cnnlab.train import load_run
 
-    path = Path(args.run)
-    if path.is_file():
-        from cnnlab.train.checkpoint import refuse_pickle
-
-        refuse_pickle(path)  # a torch.save/pickle file: refused, with the reason
-        raise RunError(f"{path} is a file; pass the run folder that `cnnlab train` wrote (it holds config.yaml "
-                       "and checkpoints/), not a single checkpoint file")
-    return load_run(path, which=getattr(args, "checkpoint", "best"), device=resolve_device(args.device))
+    return load_run(Path(args.run), which=getattr(args, "checkpoint", "best"), device=resolve_device(args.device))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -137,10 +134,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.inference.evaluation import evaluate
 
     lang = resolve_lang(args.lang)
+    if args.samples:
+        check_output_file(args.samples, "--samples")
     run = _load(args)
     imageset, source, split = resolve_split(run, args.data, args.split, progress=args.output == "table")
     result = evaluate(run, imageset, batch_size=args.batch_size, top_k=args.top_k)
     meta = {"run": str(run.path), "checkpoint": run.which, "data": source, "split": split}
+    if split in ("all", "train"):
+        from cnnlab.inference.dataset import training_overlap
+
+        meta["training_images"] = training_overlap(run, imageset)
+        if meta["training_images"]:
+            print(tr("use.eval.includes_training", lang, n=meta["training_images"]), file=sys.stderr)
     render_evaluation(result, meta, args.output, lang=lang, worst=args.worst, confused=args.confused)
     if args.samples:
         result.write_samples_csv(args.samples)
@@ -176,6 +181,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     lang = resolve_lang(args.lang)
     require_onnx()  # say what to install before loading anything
+    if args.out:
+        check_output_file(args.out, "--out")
     run = _load(args)
     result = export(run, args.out, format=args.model_format, exporter=args.exporter, opset=args.opset,
                     check=not args.no_check, tolerance=args.tolerance)
@@ -188,6 +195,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     from cnnlab.train.lr_find import lr_find
 
     lang = resolve_lang(args.lang)
+    if args.plot:
+        check_output_file(args.plot, "--plot")
     model, config, source, name = _lr_target(args)
     if source is None:
         raise CnnlabError(f"lr-find on a spec needs training images: add --data SOURCE (e.g. --data mnist "
@@ -233,6 +242,12 @@ def _lr_target(args: argparse.Namespace) -> tuple[_Target, Any, str | None, str]
 
     spec = load_spec(args.target)
     config = (TrainConfig.from_yaml(args.config) if args.config else TrainConfig()).replace(**overrides)
+    from cnnlab.analysis import analyze
+    from cnnlab.distributed import resolve_device
+    from cnnlab.train.limits import check_fits
+
+    check_fits(analyze(spec), args.batch_size or config.batch_size, resolve_device(args.device),
+               force=args.force)  # before build allocates the weights
     torch.manual_seed(config.seed)  # the same initial weights `cnnlab train --seed` starts from
     return _Target(build(spec), spec.input), config, args.data, spec.name
 

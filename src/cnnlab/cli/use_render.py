@@ -24,8 +24,8 @@ from cnnlab.utils.paths import shorten_middle, shown
 if TYPE_CHECKING:
     from cnnlab.inference.evaluation import EvalResult
     from cnnlab.inference.export_onnx import ExportResult
-    from cnnlab.train.lr_find import LRFindResult
     from cnnlab.inference.prediction import Prediction
+    from cnnlab.train.lr_find import LRFindResult
 
 MAX_CONFUSION_CLASSES = 20  # wider matrices do not fit a terminal; JSON always has the full matrix
 
@@ -63,6 +63,10 @@ def render_evaluation(res: EvalResult, meta: dict[str, Any], fmt: str, *, lang: 
     tops = "  ".join(f"top-{k} {_pct(v, lang)}" for k, v in sorted(res.top_k.items()) if k > 1)
     con.print(tr("use.eval.summary", lang, accuracy=_pct(res.accuracy, lang), loss=decimal(res.loss, lang, 4)) + ("  " + tops if tops else ""))
     con.print(_per_class_table(res, lang))
+    from cnnlab.inference.evaluation import absent_classes
+
+    if absent_classes(res.per_class):
+        con.print(tr("use.eval.absent", lang, names=", ".join(absent_classes(res.per_class))))
     con.print(_confusion_table(res, lang))
     pairs = res.most_confused(confused)
     if pairs:

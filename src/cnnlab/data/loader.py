@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from cnnlab.data.augment import Augment
-from cnnlab.data.types import ImageSet
 from cnnlab.data.normalise import scale_shift
+from cnnlab.data.types import ImageSet
 from cnnlab.errors import DataError
 
 DEVICE_FRACTION = 0.25  # keep a data set on the GPU when it needs at most this share of the free memory

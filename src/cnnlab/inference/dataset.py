@@ -9,7 +9,10 @@ exactly as training made it (``data.json`` + ``config.yaml``), or of another sou
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from cnnlab.data import defaults
 from cnnlab.errors import DataError
@@ -41,13 +44,20 @@ def evaluation_set(run: Any, source: str | None, split: str, lang: str,
         images = subset(images, max_images)
     key = split if split in ("val", "test", "train") else "all"
     label = tr(f"report.eval.{key}_label", lang, source=str(source), n=integer(len(images.labels), lang))
+    if key == "all" and training_overlap(run, images):
+        label += " " + tr("report.eval.includes_training", lang, n=integer(training_overlap(run, images), lang))
     if len(images.labels) < total:
         label += " " + tr("report.eval.first_of", lang, total=integer(total, lang))
     return images, label
 
 
 def resolve_split(run: Any, source: str | None, split: str, *, progress: bool = False) -> tuple[Any, str, str]:
-    """``(ImageSet, source, split)`` with ``auto`` resolved (see :func:`evaluation_set`)."""
+    """``(ImageSet, source, split)`` with ``auto`` resolved (see :func:`evaluation_set`).
+
+    The run's own data is recognised by content (``RUN/identity.json``), however its path is spelled;
+    a split that holds images the run trained on is refused unless ``train`` or ``all`` was asked for
+    explicitly, and a reloaded validation split must match the one recorded at training time.
+    """
     from cnnlab.data import load_data
 
     if split not in SPLITS:
@@ -61,13 +71,71 @@ def resolve_split(run: Any, source: str | None, split: str, *, progress: bool = 
     cfg = run.config
     bundle = load_data(str(source), tuple(run.input_shape), val_split=float(getattr(cfg, "val_split", defaults.VAL_SPLIT)),
                        seed=int(getattr(cfg, "seed", defaults.SEED)), resize=run.resize, progress=progress)
+    recorded = _recorded(run)
+    same = source == own or (recorded is not None and _same_data(bundle, recorded))
     if split == "auto":
-        split = "test" if bundle.test is not None and len(bundle.test.labels) else ("val" if source == own else "all")
+        split = "test" if bundle.test is not None and len(bundle.test.labels) else ("val" if same else "all")
+        explicit = False
+    else:
+        explicit = split in ("train", "all")
     images = join(bundle.train, bundle.val) if split == "all" else getattr(bundle, split)
     if images is None or len(images.labels) == 0:
         have = [s for s in ("train", "val", "test") if getattr(bundle, s) is not None and len(getattr(bundle, s).labels)]
         raise DataError(f"data source {source!r} has no {split} split; use --split {' or '.join(have + ['all'])}")
+    if recorded is not None and not explicit:
+        _refuse_training_images(run, recorded, images, str(source), split)
+        if same and split == "val":
+            _check_recorded_val(run, recorded, images, str(source))
     return images, str(source), split
+
+
+def training_overlap(run: Any, images: Any) -> int:
+    """How many of ``images`` are, by content, images the run trained on (0 when the run has no record)."""
+    recorded = _recorded(run)
+    if recorded is None:
+        return 0
+    from cnnlab.train.identity import image_hashes
+
+    return int(np.isin(image_hashes(images.images), recorded.train).sum())
+
+
+def _recorded(run: Any) -> Any:
+    from cnnlab.train.identity import read_identity
+
+    path = getattr(run, "path", None)
+    return read_identity(Path(path)) if path is not None and Path(path).is_dir() else None
+
+
+def _same_data(bundle: Any, recorded: Any) -> bool:
+    """True when ``bundle`` holds, by content, exactly the data the run was created from."""
+    from cnnlab.train.identity import image_hashes
+
+    n = recorded.record.get("split", {})
+    if len(bundle.train.labels) != n.get("train_images") or len(bundle.val.labels) != n.get("val_images"):
+        return False
+    return bool(np.array_equal(np.sort(image_hashes(bundle.train.images)), np.sort(recorded.train)))
+
+
+def _refuse_training_images(run: Any, recorded: Any, images: Any, source: str, split: str) -> None:
+    from cnnlab.train.identity import image_hashes
+
+    overlap = int(np.isin(image_hashes(images.images), recorded.train).sum())
+    if overlap:
+        raise DataError(
+            f"{overlap} of {len(images.labels)} images of the {split} split of {source} are images the run "
+            f"{getattr(run, 'path', '')} trained on (matched by content, whatever their path); a score on them "
+            "is not held out. Evaluate the run's own held-out split (`--split val` on its data), remove those "
+            "images, or pass `--split all` to score them knowingly (training images included)")
+
+
+def _check_recorded_val(run: Any, recorded: Any, images: Any, source: str) -> None:
+    from cnnlab.train.identity import fingerprint, image_hashes
+
+    if fingerprint(image_hashes(images.images), images.labels, list(images.classes)) != recorded.record["split"]["val"]:
+        raise DataError(
+            f"the validation split reloaded from {source} differs from the one recorded when "
+            f"{getattr(run, 'path', 'the run')} was trained (the data changed since); it is not the run's held-out "
+            "split. Restore the data as it was, or evaluate on other held-out data with --data")
 
 
 def join(a: Any, b: Any) -> Any:

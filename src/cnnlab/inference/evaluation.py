@@ -79,15 +79,30 @@ def per_class_metrics(confusion: np.ndarray, classes: Sequence[str]) -> list[dic
 
 
 def averages(per_class: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Macro (plain mean over classes) and weighted (by support) precision/recall/F1."""
+    """Macro (plain mean over the classes present, support > 0) and weighted (by support) precision/recall/F1.
+
+    Classes with no image in the evaluated set are left out of the macro mean (their recall is
+    undefined); :func:`absent_classes` names them.
+
+    >>> rows = [{"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 5},
+    ...         {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}]
+    >>> averages(rows)["macro"]["f1"], absent_classes(rows + [{"name": "c", "support": 0}])
+    (1.0, ['c'])
+    """
     support = np.array([c["support"] for c in per_class], dtype=np.float64)
+    present = support > 0
     out: dict[str, dict[str, float]] = {"macro": {}, "weighted": {}}
     for key in ("precision", "recall", "f1"):
         values = np.array([c[key] for c in per_class], dtype=np.float64)
-        out["macro"][key] = float(values.mean()) if len(values) else 0.0
+        out["macro"][key] = float(values[present].mean()) if present.any() else 0.0
         total = support.sum()
         out["weighted"][key] = float((values * support).sum() / total) if total else 0.0
     return out
+
+
+def absent_classes(per_class: Sequence[dict[str, Any]]) -> list[str]:
+    """Names of the classes that have no image in the evaluated set (left out of macro averages)."""
+    return [str(c["name"]) for c in per_class if int(c["support"]) == 0 and "name" in c]
 
 
 def top_k_accuracy(probabilities: np.ndarray, labels: np.ndarray, ks: Iterable[int]) -> dict[int, float]:
@@ -203,6 +218,7 @@ class EvalResult:
             "top_k": {str(k): v for k, v in sorted(self.top_k.items())},
             "per_class": self.per_class,
             "average": averages(self.per_class),
+            "absent_classes": absent_classes(self.per_class),
             "confusion": self.confusion.tolist(),
             "most_confused": [
                 {"true": t, "predicted": p, "count": c} for t, p, c in self.most_confused(confused)

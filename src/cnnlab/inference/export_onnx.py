@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import CnnlabError, did_you_mean
 from cnnlab.data.normalise import normalise
+from cnnlab.errors import CnnlabError, did_you_mean
 from cnnlab.inference.common import RunLike, preprocess_batch
 from cnnlab.utils.io import atomic_write_bytes
 

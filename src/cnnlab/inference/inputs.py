@@ -8,12 +8,15 @@ picks the test split when there is one (else the run's held-out validation split
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnnlab.errors import DataError
 
+if TYPE_CHECKING:
+    from cnnlab.inference.common import RunLike
 
-def as_run(run: Any) -> Any:
+
+def as_run(run: Any) -> RunLike:
     """A run folder path (``str`` / ``PathLike``) loaded with ``load_run``; anything else unchanged."""
     if isinstance(run, (str, os.PathLike)):
         from cnnlab.train import load_run

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.data.decode import IMAGE_EXTENSIONS
 from cnnlab.errors import CnnlabError, DataError, did_you_mean
 from cnnlab.inference.common import RunLike, preprocess_batch
 from cnnlab.model import model_device
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 _GLOB_CHARS = set("*?[")
 
 
@@ -189,7 +190,7 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[str, s
         if path.is_dir():
             files = _images_under(path)
             if not files:
-                add(text, f"no image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...) in folder {text}")
+                add(text, f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in folder {text}")
             for f in files:
                 add(f)
         elif path.is_file():
@@ -210,20 +211,82 @@ def _images_under(folder: Path) -> list[str]:
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
                 found.append(str(Path(root) / name))
     return found
 
 
 def _glob_images(pattern: str) -> list[str]:
     out: list[str] = []
-    for match in sorted(glob.glob(pattern, recursive=True)):
+    for match in glob_no_links(pattern):
         p = Path(match)
         if p.is_dir():
             out.extend(_images_under(p))
-        elif p.is_file() and p.name.lower().endswith(IMAGE_EXTENSIONS):
+        elif p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS:
             out.append(match)
     return out
+
+
+def glob_no_links(pattern: str) -> list[str]:
+    """``glob.glob(pattern, recursive=True)``, sorted, except that ``**`` never enters a symlinked folder.
+
+    Python 3.11's glob follows symlinks under ``**``, so a folder holding a link to its parent
+    makes it walk forever. Here the fixed leading folders are kept, the rest is walked with
+    ``os.walk`` (which does not follow links) and each path is matched against the pattern.
+    Hidden names are skipped, as glob does.
+    """
+    parts = pattern.replace(os.sep, "/").split("/")
+    fixed = 0
+    while fixed < len(parts) - 1 and not _GLOB_CHARS & set(parts[fixed]):
+        fixed += 1
+    root = "/".join(parts[:fixed]) or ("/" if pattern.startswith("/") else "")
+    if parts[:fixed] == [""]:
+        root = "/"
+    rest = parts[fixed:]
+    if "**" not in rest:  # no recursion: the standard glob cannot loop
+        return sorted(glob.glob(pattern))
+    regex = re.compile(_translate(rest))
+    top = root or "."
+    if not os.path.isdir(top):
+        return []
+    found: list[str] = []
+    for folder, dirs, files in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rel_folder = os.path.relpath(folder, top)
+        rel_folder = "" if rel_folder == "." else rel_folder.replace(os.sep, "/") + "/"
+        real_dirs = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]  # a link may loop
+        for name in [*real_dirs, *sorted(files)]:
+            if not name.startswith(".") and regex.fullmatch(rel_folder + name):
+                found.append(os.path.join(root, rel_folder + name) if root else rel_folder + name)
+    return sorted(found)
+
+
+def _translate(parts: list[str]) -> str:
+    """A regex for the ``/``-separated pattern ``parts`` (``**`` = any folders, ``*`` = within a name)."""
+    pieces = []
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if part == "**":
+            pieces.append(".*" if last else "(?:[^/]+/)*")
+            continue
+        text, j = "", 0
+        while j < len(part):
+            c = part[j]
+            if c == "*":
+                text += "[^/]*"
+            elif c == "?":
+                text += "[^/]"
+            elif c == "[" and "]" in part[j + 2:]:
+                end = part.index("]", j + 2)  # a "]" right after "[" (or "[!") is a literal member
+                body = part[j + 1:end]
+                body = "^" + body[1:] if body.startswith("!") else body
+                text += "[" + body.replace("\\", "\\\\") + "]"
+                j = end
+            else:
+                text += re.escape(c)
+            j += 1
+        pieces.append(text + ("" if last else "/"))
+    return "".join(pieces)
 
 
 def _missing_message(path: Path) -> str:

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.model import layers as L
 from cnnlab.analysis import Analysis, LayerAnalysis, analyze
+from cnnlab.model import layers as L
 from cnnlab.model.summary import summary
 from cnnlab.spec import (
     LRN,
@@ -96,7 +96,10 @@ def _module(layer: Layer, row: LayerAnalysis) -> nn.Module:
         return _residual(layer, row)
     if isinstance(layer, BatchNorm):
         c = row.resolved["channels"]
-        bn = nn.BatchNorm2d(c) if row.resolved["dim"] == "2d" else nn.BatchNorm1d(c)
+        if layer.ghost:
+            bn: nn.Module = L.GhostBatchNorm(c, layer.ghost, dims=2 if row.resolved["dim"] == "2d" else 1)
+        else:
+            bn = nn.BatchNorm2d(c) if row.resolved["dim"] == "2d" else nn.BatchNorm1d(c)
         return _seq(bn=bn, act=activation_module(layer.activation))
     if isinstance(layer, GlobalPool):
         pool = nn.AdaptiveAvgPool2d(1) if layer.kind == PoolKind.AVG else nn.AdaptiveMaxPool2d(1)
@@ -172,8 +175,8 @@ def _residual(layer: Residual, row: LayerAnalysis) -> L.Residual:
 
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter or buffer (CPU for a model with none)."""
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for param in model.parameters():
+        return param.device
+    for buffer in model.buffers():
+        return buffer.device
     return torch.device("cpu")

@@ -113,6 +113,34 @@ class Residual(nn.Module):
         return self.act(y + self.shortcut(x))  # (B, C', H', W')
 
 
+class GhostBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Ghost batch normalisation (Hoffer, Hubara & Soudry 2017): in training, a batch is split into
+    virtual batches of ``ghost`` samples, each normalised with its own statistics, and the running
+    statistics are updated once per virtual batch, in order: exactly ``BatchNorm`` applied to each
+    virtual batch in turn (a last virtual batch of one sample joins the one before it). In
+    evaluation it is plain BatchNorm. State names equal BatchNorm's."""
+
+    def __init__(self, num_features: int, ghost: int, dims: int = 2) -> None:
+        super().__init__(num_features)
+        self.ghost, self.dims = int(ghost), int(dims)
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        allowed = (4,) if self.dims == 2 else (2, 3)  # as BatchNorm2d / BatchNorm1d
+        if x.dim() not in allowed:
+            raise ValueError(f"expected a {' or '.join(map(str, allowed))}-D input (got {x.dim()}-D)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.shape[0] <= self.ghost:
+            return super().forward(x)
+        parts = list(x.split(self.ghost))
+        if parts[-1].shape[0] == 1:  # a lone last sample has no batch statistics: it joins the one before
+            parts[-2:] = [torch.cat(parts[-2:])]
+        return torch.cat([super(GhostBatchNorm, self).forward(part) for part in parts])  # (B, ...)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, ghost={self.ghost}"
+
+
 class LocalResponseNorm(nn.LocalResponseNorm):
     """AlexNet-2012 LRN with the paper's α (PyTorch divides α by ``size``, so we multiply it back)."""
 

@@ -20,12 +20,11 @@ import torch
 from torch import nn
 
 from cnnlab.analysis import fill_totals
-from cnnlab.i18n import integer
+from cnnlab.analysis.shapes import conv_macs
 from cnnlab.analysis.types import Analysis, LayerAnalysis
 from cnnlab.analysis.window import resolve_window, shape_formula
 from cnnlab.errors import CnnlabError
-from cnnlab.i18n import tr
-from cnnlab.analysis.shapes import conv_macs
+from cnnlab.i18n import integer, tr
 
 
 def summary(

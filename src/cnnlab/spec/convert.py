@@ -109,15 +109,15 @@ def nonneg_float(v: Any) -> float:
 def choice(enum_cls: type[E]) -> Callable[[Any], E]:
     """Converter for a string option: case-insensitive, ``null`` means ``none`` where allowed."""
     options = [e.value for e in enum_cls]
+    members = {e.value: e for e in enum_cls}
 
     def convert(v: Any) -> E:
         if v is None and "none" in options:
             v = "none"
         if isinstance(v, str):
-            text = v.strip().lower().replace("-", "_")
-            for member in enum_cls:
-                if member.value == text:
-                    return member
+            member = members.get(v.strip().lower().replace("-", "_"))
+            if member is not None:
+                return member
         raise Bad("choice", options, allowed=", ".join(options))
 
     return convert
@@ -152,7 +152,7 @@ CONVERTERS: dict[type, dict[str, Callable[[Any], Any]]] = {
         "ceil": boolean, "trainable": boolean, "activation": choice(Act),
     },
     GlobalPool: {"kind": choice(PoolKind)},
-    BatchNorm: {"activation": choice(Act)},
+    BatchNorm: {"activation": choice(Act), "ghost": lambda v: None if v is None else pos_int(v)},
     Dropout: {"rate": rate},
     Flatten: {},
     Dense: {"units": pos_int, "activation": choice(Act), "bias": boolean},

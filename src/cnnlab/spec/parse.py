@@ -13,8 +13,10 @@ cnnlab.errors.SpecError: the spec has 1 problem:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import reprlib
 from collections.abc import Callable
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -35,6 +37,7 @@ from cnnlab.spec.types import (
     Spec,
 )
 from cnnlab.utils.paths import missing_path_hint
+from cnnlab.utils.safe_yaml import BoundedLoader, YamlLimitError, read_yaml
 
 TOP_KEYS = ("name", "input", "layers", "description")
 # names people bring from Keras/PyTorch -> our kind
@@ -45,6 +48,7 @@ ALIASES = {
     "softmax": "output", "classifier": "output", "gap": "global_pool", "globalaveragepooling2d": "global_pool",
     "resblock": "residual", "block": "residual", "lrn": "lrn", "localresponsenorm": "lrn",
 }
+MAX_NESTING = 16  # residual blocks inside residual blocks: deeper specs are refused, not recursed into
 SPATIAL_ONLY = (Kind.FLATTEN, Kind.DENSE, Kind.OUTPUT, Kind.GLOBAL_POOL)
 
 
@@ -54,7 +58,7 @@ class _LineList(list[Any]):
     item_lines: list[int | None]
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+class _Loader(BoundedLoader):
     pass
 
 
@@ -93,6 +97,8 @@ def load_spec(source: Any, lang: str = "en") -> Spec:
         path = Path(source)
         if path.is_file():
             return parse_spec(read_spec_file(path), origin=str(path), lang=lang)
+        if path.exists():
+            raise SpecError(tr("spec.not_a_file", lang, path=path))
         from cnnlab import zoo
 
         bundled = zoo.spec_path(str(source))
@@ -105,17 +111,20 @@ def load_spec(source: Any, lang: str = "en") -> Spec:
 
 
 def read_spec_file(path: Path) -> Any:
-    """Read YAML or JSON with line numbers; syntax errors become a SpecError with the line."""
+    """Read YAML or JSON with line numbers, within the limits of ``cnnlab.utils.safe_yaml``.
+
+    Syntax errors become a SpecError with the line.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read spec file {path}: {exc}") from None
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        return read_yaml(path, _Loader)
+    except OSError as exc:
+        raise SpecError(f"cannot read spec file {path}: {exc.strerror or exc}; check the path") from None
+    except YamlLimitError as exc:
+        raise SpecError(f"spec file {path}: {exc}") from None
     except yaml.YAMLError as exc:
         if path.suffix == ".json":
             try:
-                return json.loads(text)
+                return json.loads(path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as jexc:
                 raise SpecError(f"{path}: invalid JSON at line {jexc.lineno}: {jexc.msg}") from None
         mark = getattr(exc, "problem_mark", None)
@@ -124,10 +133,32 @@ def read_spec_file(path: Path) -> Any:
         raise SpecError(f"{path}: invalid YAML{where}: {problem}") from None
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 3, 60, 60, 8, 8
+
+
+def short_repr(value: Any) -> str:
+    """``repr`` cut to a readable length and depth (a hostile value can be huge or deeply nested)."""
+    return _REPR.repr(value)
+
+
+def yaml_type(value: Any) -> str:
+    """The YAML word for a value's type (``a list``), never an internal class name."""
+    if isinstance(value, list):
+        return f"a list of {len(value)} items"
+    if isinstance(value, bool):
+        return f"true/false ({value})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return "text"
+    return "nothing (an empty document)" if value is None else "a value of another kind"
+
+
 def parse_spec(data: Any, origin: str | None, lang: str = "en") -> Spec:
     """Validate the structure of a spec and build the typed ``Spec``; raise one SpecError with all problems."""
     if not isinstance(data, dict):
-        raise SpecError(tr("spec.not_mapping", lang, label=origin or "spec", type=type(data).__name__))
+        raise SpecError(tr("spec.not_mapping", lang, label=origin or "spec", type=yaml_type(data)))
     ps = Problems(lang)
     for key in data:
         if key not in TOP_KEYS:
@@ -136,18 +167,18 @@ def parse_spec(data: Any, origin: str | None, lang: str = "en") -> Spec:
     if name is None:
         name = Path(origin).stem if origin and origin.endswith((".yaml", ".yml", ".json")) else (origin or "network")
     elif not isinstance(name, str) or not name:
-        ps.add("name", value=repr(name))
+        ps.add("name", value=short_repr(name))
         name = "network"
     shape = _parse_input(data.get("input"), ps)
     items = data.get("layers")
     layers: tuple[Layer, ...] = ()
     if not isinstance(items, list) or not items:
-        ps.add("layers", value=repr(items))
+        ps.add("layers", value=short_repr(items))
     else:
         layers = _parse_layers(items, "", ps, top=True)
     description = data.get("description", "")
     if not isinstance(description, str):
-        ps.add("description", value=repr(description))
+        ps.add("description", value=short_repr(description))
         description = ""
     if ps.items:
         n = len(ps.items)
@@ -170,7 +201,7 @@ def _parse_input(value: Any, ps: Problems) -> tuple[int, int, int]:
         if value is None:
             ps.add("input_missing")
         else:
-            ps.add("input_bad", value=repr(value))
+            ps.add("input_bad", value=short_repr(value))
         return (1, 1, 1)
     return (value[0], value[1], value[2])
 
@@ -191,11 +222,10 @@ def _parse_layers(items: list[Any], prefix: str, ps: Problems, top: bool) -> tup
         layer = _parse_item(item, index, lines[i], ps)
         if layer is None:
             continue
-        here = where(index, layer.KIND.value, lines[i], ps.lang)
         if not top and layer.KIND in SPATIAL_ONLY:
-            ps.add("in_branch", where=here, kind=layer.KIND.value)
+            ps.add("in_branch", where=where(index, layer.KIND.value, lines[i], ps.lang), kind=layer.KIND.value)
         if top and isinstance(layer, Output) and i != len(items) - 1:
-            ps.add("output_not_last", where=here)
+            ps.add("output_not_last", where=where(index, layer.KIND.value, lines[i], ps.lang))
         out.append(layer)
     if top and items and not (out and isinstance(out[-1], Output)):
         ps.add("no_output", where=where(str(len(items) - 1), None, lines[-1], ps.lang))
@@ -210,14 +240,14 @@ def _parse_item(item: Any, index: str, line: int | None, ps: Problems) -> Layer 
     elif isinstance(item, dict) and "kind" in item:
         kind_name, value = item["kind"], {k: v for k, v in item.items() if k != "kind"}
     else:
-        keys = ", ".join(map(str, item)) if isinstance(item, dict) else repr(item)
+        keys = ", ".join(map(str, item)) if isinstance(item, dict) else short_repr(item)
         ps.add("one_kind", where=where(index, None, line, ps.lang), keys=keys)
         return None
     kind = _parse_kind(kind_name, index, line, ps)
     if kind is None:
         return None
     cls = LAYER_CLASSES[kind]
-    here = where(index, kind.value, line, ps.lang)
+    here = functools.partial(where, index, kind.value, line, ps.lang)  # built only for a message
     kwargs = _layer_kwargs(cls, value, here, ps)
     if kwargs is None:
         return None
@@ -229,19 +259,21 @@ def _parse_item(item: Any, index: str, line: int | None, ps: Problems) -> Layer 
     return layer
 
 
-def _parse_branch(items: Any, index: str, here: str, ps: Problems) -> tuple[Layer, ...] | None:
+def _parse_branch(items: Any, index: str, here: Callable[[], str], ps: Problems) -> tuple[Layer, ...] | None:
+    depth = index.count(".") + 1
+    if depth > MAX_NESTING:
+        ps.add("too_deep", where=here(), depth=depth, limit=MAX_NESTING)
+        return None
     if not isinstance(items, list) or not items:
-        ps.add("branch", where=here, value=repr(items))
+        ps.add("branch", where=here(), value=short_repr(items))
         return None
     return _parse_layers(items, f"{index}.", ps, top=False)
 
 
 def _parse_kind(name: Any, index: str, line: int | None, ps: Problems) -> Kind | None:
     text = str(name).strip().lower() if isinstance(name, str) else None
-    if text is not None:
-        for kind in Kind:
-            if kind.value == text:
-                return kind
+    if text is not None and text in _KINDS:
+        return _KINDS[text]
     choices = [k.value for k in Kind]
     hint = ps.hint(str(name), choices)
     if not hint and text is not None and text.replace("-", "_") in ALIASES:
@@ -250,16 +282,26 @@ def _parse_kind(name: Any, index: str, line: int | None, ps: Problems) -> Kind |
     return None
 
 
-def _layer_kwargs(cls: type, value: Any, here: str, ps: Problems) -> dict[str, Any] | None:
-    converters: dict[str, Callable[[Any], Any]] = CONVERTERS[cls]
+@functools.cache
+def _keys(cls: type) -> tuple[list[str], list[str]]:
+    """(allowed keys, required keys) of a layer dataclass."""
     allowed = [f.name for f in fields(cls) if f.name != "line"]
     required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+    return allowed, required
+
+
+_KINDS = {k.value: k for k in Kind}
+
+
+def _layer_kwargs(cls: type, value: Any, here: Callable[[], str], ps: Problems) -> dict[str, Any] | None:
+    converters: dict[str, Callable[[Any], Any]] = CONVERTERS[cls]
+    allowed, required = _keys(cls)
     if value is None:
         raw: dict[str, Any] = {}
     elif isinstance(value, dict):
         raw = dict(value)
     elif cls is Flatten:
-        ps.add("flatten", where=here, value=repr(value))
+        ps.add("flatten", where=here(), value=short_repr(value))
         return None
     else:
         raw = {cls.MAIN: value}  # type: ignore[attr-defined]
@@ -270,19 +312,19 @@ def _layer_kwargs(cls: type, value: Any, here: str, ps: Problems) -> dict[str, A
         if key not in converters:
             hint = ps.hint(str(key), allowed)
             suggested.update(a for a in allowed if f"'{a}'" in hint)
-            ps.add("key", where=here, key=key, hint=hint, allowed=", ".join(allowed) or "-")
+            ps.add("key", where=here(), key=key, hint=hint, allowed=", ".join(allowed) or "-")
             ok = False
             continue
         try:
             kwargs[key] = converters[key](val)
         except Bad as exc:
             hint = ps.hint(str(val), exc.options) if exc.options else ""
-            ps.add("value", where=here, key=key, rule=tr(f"spec.bad.{exc.rule}", ps.lang, **exc.values),
-                   value=repr(val), hint=hint)
+            ps.add("value", where=here(), key=key, rule=tr(f"spec.bad.{exc.rule}", ps.lang, **exc.values),
+                   value=short_repr(val), hint=hint)
             ok = False
     for key in required:
         if key not in raw and key not in suggested:
-            ps.add("missing", where=here, key=key, kind=cls.KIND.value, example=_EXAMPLE[key])  # type: ignore[attr-defined]
+            ps.add("missing", where=here(), key=key, kind=cls.KIND.value, example=_EXAMPLE[key])  # type: ignore[attr-defined]
             ok = False
     return kwargs if ok else None
 

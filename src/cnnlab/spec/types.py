@@ -167,11 +167,16 @@ class GlobalPool:
 
 @dataclass(frozen=True)
 class BatchNorm:
-    """Batch normalisation (2-D on maps, 1-D on vectors), optionally followed by an activation."""
+    """Batch normalisation (2-D on maps, 1-D on vectors), optionally followed by an activation.
+
+    ``ghost: 32``: ghost batch normalisation (Hoffer, Hubara & Soudry 2017): in training, statistics
+    are taken over virtual batches of 32 samples, each normalised on its own; evaluation is unchanged.
+    """
 
     KIND: ClassVar[Kind] = Kind.BATCHNORM
     MAIN: ClassVar[str] = "activation"
     activation: Act = Act.NONE
+    ghost: int | None = None
     line: int | None = _line()
 
 

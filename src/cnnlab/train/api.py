@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cnnlab.errors import CnnlabError, RunError
 from cnnlab.i18n import count, resolve_lang
 from cnnlab.train.config import TrainConfig
+from cnnlab.train.limits import check_fits, out_of_memory
 from cnnlab.train.progress import Progress, pick_mode
 from cnnlab.train.run import RunDir
+from cnnlab.utils.paths import check_output_folder
 
 
 class TrainingInterrupted(RunError):
@@ -42,26 +42,36 @@ class Fitted:
 
 def fit(spec: Any, data: Any = None, config: TrainConfig | None = None, *,
         out: str | os.PathLike[str] | None = None, resume: bool = False, quiet: bool = False,
-        lang: str | None = None, **overrides: Any) -> Fitted:
+        lang: str | None = None, force: bool = False, keep_lock: bool = False, **overrides: Any) -> Fitted:
     """Train ``spec`` (a spec path, bundled name, dict or ``Spec``) on ``data``; the run folder holds the result.
 
     ``data``: a source for ``cnnlab.data.load_data`` (folder, ``mnist``, ``sample``...) or a
     ``DataBundle``. ``config`` plus keyword ``overrides`` (``epochs=3``) give the options.
     ``resume=True``: ``spec`` is a run folder to continue. ``cnnlab.train`` (``cnnlab.workflows``)
-    calls this, then writes the report.
+    calls this, then writes the report. ``force=True`` skips the memory check
+    (``cnnlab.train.limits``). The run folder is locked against other writers while this
+    runs; ``keep_lock=True`` keeps it locked afterwards (release with ``identity.release_lock``).
     """
     from cnnlab.distributed import cleanup, init_from_env, peer_guard
 
     lang = resolve_lang(lang)
     spec_obj, cfg, source, run_dir = _inputs(spec, data, config, out, resume, overrides)
+    check_output_folder(run_dir.path, "--out")
     dist = init_from_env(cfg.device.value)
     progress = Progress(pick_mode(quiet), lang, enabled=dist.is_main)
     try:
-        with peer_guard(dist):
-            state, bundle = _run(spec_obj, cfg, source, run_dir, resume, dist, progress)
+        with peer_guard(dist), out_of_memory(run_dir.path, lang):
+            state, bundle = _run(spec_obj, cfg, source, run_dir, resume, dist, progress, force)
+    except BaseException:
+        keep_lock = False  # nothing follows a failed fit: let go of the folder
+        raise
     finally:
         progress.close()
         cleanup()
+        if not keep_lock:
+            from cnnlab.train.identity import release_lock
+
+            release_lock(run_dir.path)
     return Fitted(run_dir, state, bundle, lang, quiet, dist.is_main)
 
 
@@ -71,17 +81,12 @@ def _inputs(spec: Any, data: Any, config: TrainConfig | None, out: Any, resume: 
     from cnnlab.spec import load_spec
 
     if resume:
-        folder = Path(out or spec)
-        if not (folder / "checkpoints" / "resume.safetensors").is_file():
-            raise RunError(f"cannot resume {folder}: no checkpoints/resume.safetensors there (is it a run folder "
-                           "that reached its first checkpoint?)")
-        cfg = TrainConfig.from_yaml(folder / "config.yaml").replace(**overrides)
-        spec_obj = load_spec(yaml.safe_load((folder / "spec.yaml").read_text(encoding="utf-8")))
-        if data is None:
-            import json
+        from cnnlab.train.run import read_resumable
 
-            data = json.loads((folder / "data.json").read_text(encoding="utf-8")).get("source")
-        return spec_obj, cfg, data, RunDir(folder)
+        folder = Path(out or spec)
+        stored_cfg, spec_obj, recorded_source = read_resumable(folder)
+        refuse_config_changes(folder, stored_cfg, overrides)
+        return spec_obj, stored_cfg.replace(**overrides), data if data is not None else recorded_source, RunDir(folder)
     _refuse_run_folder(spec)
     if data is None:
         raise CnnlabError("no training data given; pass --data (a folder, mnist, cifar10, sample...)")
@@ -100,12 +105,11 @@ def _refuse_run_folder(spec: Any) -> None:
 
 
 def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool, dist: Any,
-         progress: Progress) -> tuple[str, Any]:
+         progress: Progress, force: bool = False) -> tuple[str, Any]:
     """Build everything, run the loop, keep status.json truthful. Returns (final state, the DataBundle)."""
     from cnnlab.analysis import analyze
     from cnnlab.distributed import barrier, explain_batch, peer_guard
-    from cnnlab.train import checkpoint as ckpt
-    from cnnlab.train import setup
+    from cnnlab.train import setup, transfer
     from cnnlab.train.state import check_precision, set_threads
     from cnnlab.train.trainer import Interrupted, Trainer
 
@@ -114,9 +118,22 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     device = dist.device
     cfg = cfg.for_device(device.type)
     check_precision(cfg.precision, device)
+    check_fits(analysis, cfg.batch_size, device, force=force, lang=progress.lang)
     threads = set_threads(cfg.threads)
     _warn_if_busy(progress, device, threads)
+    if dist.is_main:  # one writer per run folder: taken before anything is read or written
+        from cnnlab.train.identity import acquire_lock
+
+        if not resume:
+            run_dir.check_fresh()
+        acquire_lock(run_dir.path)
+        if not resume:
+            run_dir.check_fresh()  # again, now that no one else can be creating it
     bundle = setup.load_bundle(source, tuple(spec.input), cfg, show=progress.mode.value != "quiet")
+    prepared = transfer.prepare(spec, cfg, bundle, resume, run_dir.path, progress)  # --init-from
+    if prepared.spec is not spec:
+        spec, analysis = prepared.spec, analyze(prepared.spec)
+    bundle = prepared.bundle
     _check_classes(analysis.num_classes, bundle.classes, spec.name)
     for warning in getattr(bundle, "warnings", []):
         progress.warn("train.data_warning", text=warning)
@@ -126,19 +143,29 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
         for line in data_notices(source, tuple(spec.input), cfg.resize, progress.lang) + sample_notice(
                 source, cfg.val_split, lang=progress.lang):
             progress.info("notice.plain", text=line)  # colour to grey, resizing, the sample's fixed split
-    if dist.is_main:
-        _prepare_folder(run_dir, resume, cfg, spec, bundle, source)
+    from cnnlab.train.identity import make_identity
+
+    ident = make_identity(spec.to_dict(), cfg.to_dict(), bundle)
+    state = _check_resume(run_dir, ident, spec, cfg) if resume else None
+    if dist.is_main and not resume:
+        _prepare_folder(run_dir, cfg, spec, bundle, source, ident, prepared.data_extra)
     barrier()
     model, raw = setup.build_model(spec, cfg, device, dist)
+    finetune = transfer.after_build(raw, cfg, prepared, run_dir, progress, dist)
     optimizer = setup.build_optimizer(raw, cfg, device)
     train_loader, val_loader = setup.build_loaders(bundle, cfg, device, dist)
-    parts = setup.Parts(model, raw, optimizer, train_loader, val_loader, device)
+    parts = setup.Parts(model, raw, optimizer, train_loader, val_loader, device, finetune)
     steps = len(parts.train_loader) if cfg.max_steps_per_epoch is None else min(len(parts.train_loader), cfg.max_steps_per_epoch)
     trainer = Trainer(parts, cfg, run_dir, progress, dist, steps)
     if resume:
-        trainer.restore(ckpt.read_state(run_dir.checkpoints / "resume.safetensors"))
-        if dist.is_main:
+        if state is not None:
+            _warn_not_exact(progress, state.meta.get("runtime", {}), threads, device)
+            trainer.restore(state)
+        else:
+            progress.warn("train.restart", path=run_dir.path)
+        if dist.is_main:  # everything checked: only now does the resume touch the folder
             run_dir.truncate_metrics(trainer.pos.epoch)
+            run_dir.set_status("running", trainer.pos.epoch)
     _announce(progress, run_dir, cfg, analysis, bundle, device, threads, dist, explain_batch, trainer)
     try:
         with peer_guard(dist):  # a dead rank -> PeerFailure (a CnnlabError): status "failed" below
@@ -179,14 +206,68 @@ def _check_classes(outputs: int | None, classes: list[str], name: str) -> None:
             f"{len(classes)} units in the spec (e.g. `- output: {len(classes)}`)")
 
 
-def _prepare_folder(run_dir: RunDir, resume: bool, cfg: TrainConfig, spec: Any, bundle: Any, source: Any) -> None:
+def _prepare_folder(run_dir: RunDir, cfg: TrainConfig, spec: Any, bundle: Any, source: Any, ident: Any,
+                    data_extra: dict[str, Any] | None = None) -> None:
+    """A new run: its files, identity first, ``status.json`` last (its presence means "set up")."""
+    from cnnlab.train.identity import write_identity
     from cnnlab.train.setup import data_info
 
-    if not resume:
-        run_dir.create()
-        run_dir.write_skipped(list(bundle.skipped))
-    run_dir.write_setup(cfg, spec.to_dict(), list(bundle.classes), data_info(bundle, source))
+    run_dir.create()
+    bundle.write_skipped(run_dir.path / "skipped.txt")
+    write_identity(run_dir.path, ident)
+    run_dir.write_setup(cfg, spec.to_dict(), list(bundle.classes), {**data_info(bundle, source), **(data_extra or {})})
     run_dir.set_status("running", 0)
+
+
+def refuse_config_changes(folder: Path, stored: TrainConfig, overrides: dict[str, Any]) -> None:
+    """Options given with --resume that would change the run's recipe are refused (nothing written yet)."""
+    from cnnlab.train.identity import RECIPE, refuse_changes
+
+    old, new = stored.to_dict(), stored.replace(**overrides).to_dict()
+    refuse_changes(folder, [f"--{k.replace('_', '-')} ({old[k]} -> {new[k]})" for k in RECIPE if old[k] != new[k]])
+
+
+def _check_resume(run_dir: RunDir, ident: Any, spec: Any, cfg: TrainConfig) -> Any:
+    """Everything a resume needs, checked before anything is written: identity, then the checkpoint.
+
+    Returns the ``TrainingState`` to restore, or ``None`` when the run stopped before its first
+    checkpoint (it then starts again from step 0, which repeats the lost steps exactly).
+    """
+    from cnnlab.train import checkpoint as ckpt
+    from cnnlab.train.identity import differences, read_identity, refuse_changes
+
+    recorded = read_identity(run_dir.path)
+    if recorded is not None:
+        refuse_changes(run_dir.path, differences(recorded.record, ident.record))
+    path = run_dir.checkpoints / "resume.safetensors"
+    if not path.exists():
+        return None
+    state = ckpt.read_state(path)
+    check_state_matches(state, spec, path)
+    return state
+
+
+def check_state_matches(state: Any, spec: Any, path: Path) -> None:
+    """``RunError`` unless the checkpoint's weights have exactly the names and shapes of ``spec``'s model."""
+    from cnnlab.model import build
+
+    expected = {k: tuple(v.shape) for k, v in build(spec).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.weights.items()}
+    if expected != got or "position" not in state.meta:
+        wrong = sorted(set(expected) ^ set(got)) or [k for k in expected if expected[k] != got.get(k)]
+        raise RunError(f"{path} does not belong to this run's spec.yaml (differs at: {', '.join(wrong[:5]) or 'metadata'}); "
+                       "it was copied from another run or damaged. Restore the run's own checkpoint, or delete "
+                       f"it to restart from the beginning with `cnnlab train {path.parent.parent} --resume`")
+
+
+def _warn_not_exact(progress: Progress, saved: dict[str, Any], threads: int, device: Any) -> None:
+    """Bit-identity needs the same threads, device and torch build as the interrupted process."""
+    import torch
+
+    now = {"threads": threads, "device": str(device), "torch": torch.__version__}
+    changed = [f"{k} {saved[k]} -> {now[k]}" for k in now if k in saved and saved[k] != now[k]]
+    if changed:
+        progress.warn("train.not_exact", changes="; ".join(changed))
 
 
 def _announce(progress: Progress, run_dir: RunDir, cfg: TrainConfig, analysis: Any, bundle: Any, device: Any,

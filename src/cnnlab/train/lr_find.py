@@ -27,7 +27,6 @@ import copy
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -241,7 +240,8 @@ def _check_range(start_lr: float, end_lr: float, num_iter: int, beta: float, div
     if not (0 < start_lr < end_lr) or not math.isfinite(end_lr):
         raise CnnlabError(f"lr range must satisfy 0 < start_lr < end_lr; received start_lr={start_lr:g}, end_lr={end_lr:g}")
     if num_iter < 2:
-        raise CnnlabError(f"num_iter must be at least 2 (a curve needs points); received {num_iter}")
+        raise CnnlabError(f"the number of steps (num_iter, --iters) must be at least 2 (a curve needs points); "
+                          f"received {num_iter}")
     if not 0 <= beta < 1:
         raise CnnlabError(f"beta (smoothing) must be in [0, 1); received {beta}")
     if diverge <= 1:

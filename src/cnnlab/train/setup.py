@@ -28,6 +28,7 @@ class Parts:
     train_loader: BatchLoader
     val_loader: BatchLoader | None
     device: torch.device
+    finetune: Any = None  # FreezeSchedule with --init-from (train/finetune.py), else None
 
 
 def load_bundle(source: Any, input_shape: tuple[int, int, int], cfg: TrainConfig, show: bool) -> DataBundle:
@@ -87,6 +88,10 @@ def build_optimizer(raw: torch.nn.Module, cfg: TrainConfig, device: torch.device
     groups: list[dict[str, Any]] = [{"params": decay, "weight_decay": cfg.weight_decay},
                                     {"params": no_decay, "weight_decay": 0.0}]
     groups = [g for g in groups if g["params"]]
+    if cfg.init_from or (cfg.lr_ratio or 1.0) != 1.0:  # per-layer groups with lr_scale (train/finetune.py)
+        from cnnlab.train.finetune import param_groups
+
+        groups = param_groups(raw, float(cfg.weight_decay or 0.0), float(cfg.lr_ratio or 1.0))
     lr = float(cfg.lr or 0.0)
     choices: list[dict[str, Any]] = [{"fused": True}, {"foreach": True}, {}]
     for fast in choices:

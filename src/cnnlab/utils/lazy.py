@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import importlib
+import importlib.abc
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -70,7 +71,7 @@ def install_api(
     return lazy_exports(package, exports)
 
 
-class _Alias:
+class _Alias(importlib.abc.Loader, importlib.abc.MetaPathFinder):
     """Meta-path finder: an old module path imports as the module at its new home (same object)."""
 
     def __init__(self, moved: dict[str, str]) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from cnnlab.i18n import tr
 from cnnlab.utils.io import atomic_path
+from cnnlab.visualize.fonts import prepare_text
 
 if TYPE_CHECKING:
     from cnnlab.train.lr_find import LRFindResult
@@ -45,6 +46,7 @@ def plot_lr_find(result: LRFindResult, path: str | Path, *, title: str = "", lan
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     path = Path(path)
+    prepare_text(fig)  # a spec named in any script: drawable, no glyph warnings
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     return path

@@ -58,8 +58,8 @@ def run_demo(out: str | os.PathLike[str] | None = None, epochs: int | None = Non
              lang: str | None = None, threads: int | None = None) -> DemoResult:
     """Run the demo and print each step; returns the run, the held-out accuracy and the report path."""
     from cnnlab.analysis import analyze
-    from cnnlab.data import load_data
     from cnnlab.analysis.render import print_summary
+    from cnnlab.data import load_data
     from cnnlab.train import RunDir
     from cnnlab.workflows.train import train
 
@@ -123,11 +123,6 @@ def _predict_some(run: Any, test: Any, lang: str) -> None:
 
 
 def _report(run: Any, test: Any, lang: str) -> Path | None:
-    try:
-        from cnnlab.report import write_report
-    except ImportError as exc:  # the report module is not installed yet
-        if exc.name != "cnnlab.report":
-            raise
-        return None
-    return Path(write_report(run, data=test, lang=lang, data_label=tr("demo.data_label", lang),
-                             split="test"))
+    from cnnlab.report import write_report
+
+    return Path(write_report(run, data=test, lang=lang, data_label=tr("demo.data_label", lang), split="test"))

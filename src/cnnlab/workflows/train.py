@@ -23,19 +23,28 @@ from cnnlab.train.run import Run, load_run
 
 def train(spec: Any, data: Any = None, config: TrainConfig | None = None, *,
           out: str | os.PathLike[str] | None = None, resume: bool = False, quiet: bool = False,
-          lang: str | None = None, report: bool = True, **overrides: Any) -> Run | None:
+          lang: str | None = None, report: bool = True, force: bool = False, **overrides: Any) -> Run | None:
     """Train ``spec`` (a spec path, bundled name, dict or ``Spec``) on ``data`` and return the ``Run``.
 
     ``data``: a source for ``cnnlab.data.load_data`` (folder, ``mnist``, ``sample``...) or a
     ``DataBundle``. ``config`` plus keyword ``overrides`` (``epochs=3``) give the options.
     ``resume=True``: ``spec`` is a run folder to continue. ``report``: write ``RUN/report.html`` at
-    the end. Returns ``None`` on ranks other than 0.
+    the end. ``force``: skip the memory check. Returns ``None`` on ranks other than 0.
     """
-    fitted = fit(spec, data, config, out=out, resume=resume, quiet=quiet, lang=lang, **overrides)
+    from cnnlab.train.identity import release_lock
+    from cnnlab.utils.testpoints import point
+
+    fitted = fit(spec, data, config, out=out, resume=resume, quiet=quiet, lang=lang, force=force, keep_lock=True,
+                 **overrides)
     if not fitted.is_main:
+        release_lock(fitted.run_dir.path)
         return None
-    if report and fitted.state in ("finished", "stopped_early"):
-        write_run_report(fitted)
+    try:  # the report is written under the run's lock, taken by fit()
+        if report and fitted.state in ("finished", "stopped_early"):
+            point("report")
+            write_run_report(fitted)
+    finally:
+        release_lock(fitted.run_dir.path)
     return load_run(fitted.run_dir.path, "best")
 
 
