@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
     p.add_argument("--init-from", default=None, metavar="SOURCE",
                    help="also show which layers load weights from SOURCE (run folder, weights file, resnet18:imagenet) "
                         "and which are frozen while fine-tuning, with trainable vs frozen parameters")
-    p.add_argument("--freeze-epochs", type=int, default=1, help="with --init-from: epochs the body stays frozen")
+    p.add_argument("--freeze-epochs", type=whole(0), default=1, help="with --init-from: epochs the body stays frozen")
     p.set_defaults(func=run_summary)
 
     c = sub.add_parser(

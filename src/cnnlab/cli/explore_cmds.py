@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from cnnlab.cli.help import LANG_HELP, HelpFormatter
+from cnnlab.cli.options import whole
 from cnnlab.i18n import resolve_lang
 
 
@@ -26,14 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None, help="images to show (folder, CSV, mnist, sample, ...); when omitted: the run's validation split")
     p.add_argument("--checkpoint", choices=("best", "last"), default=None,
                    help="which checkpoint (when omitted: best; last for a run still training)")
-    p.add_argument("--images", type=int, default=48, help="how many validation images to offer")
-    p.add_argument("--port", type=int, default=8765, help="port to listen on")
+    p.add_argument("--images", type=whole(1, 10_000), default=48, help="how many validation images to offer")
+    p.add_argument("--port", type=whole(0, 65_535), default=8765, help="port to listen on")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on; anything but localhost needs --allow-remote")
     p.add_argument("--allow-remote", action="store_true", help="really listen on --host (prints a warning; the URL carries a random token)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser, just print the URL")
     p.add_argument("--static", metavar="DIR", default=None, help="write a static page (no server needed) to DIR and exit")
-    p.add_argument("--static-images", type=int, default=8, help="images precomputed in the static page")
-    p.add_argument("--threads", type=int, default=0,
+    p.add_argument("--static-images", type=whole(1, 1_000), default=8, help="images precomputed in the static page")
+    p.add_argument("--threads", type=whole(0, 4096), default=0,
                    help="CPU threads for torch; 0 = all cores, or 1 when the machine is busy (load above the cores)")
     p.add_argument("--lang", default=None, help=LANG_HELP)
     p.set_defaults(func=cmd_explore)

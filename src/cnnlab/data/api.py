@@ -254,3 +254,15 @@ def class_warnings(bundle: DataBundle) -> list[str]:
     if len(bundle.val) == 0:
         out.append("the validation split is empty; give more images or a larger val_split")
     return out
+
+
+def native_shape(source: str | os.PathLike[str]) -> tuple[int, int, int] | None:
+    """The typical ``(C, H, W)`` of any source: file headers for folders and CSVs, the stored arrays
+    for IDX, CIFAR and named sets (read from disk only: never downloads)."""
+    from cnnlab.data.natural import files_shape, stored_shape
+
+    found = files_shape(source)
+    if found is not None:
+        return found
+    raw = read_source(source, (1, 1, 1), "crop", cache_dir=None, progress=False, download=False)
+    return stored_shape(raw)

@@ -67,15 +67,3 @@ def stored_shape(raw: RawData) -> tuple[int, int, int]:
     split = next(iter(raw.splits.values()))
     c, h, w = (int(v) for v in split.images.shape[1:])
     return c, h, w
-
-
-def native_shape(source: str | os.PathLike[str]) -> tuple[int, int, int] | None:
-    """The typical ``(C, H, W)`` of any source: file headers for folders and CSVs, the stored arrays
-    for IDX, CIFAR and named sets (read from disk only: never downloads)."""
-    found = files_shape(source)
-    if found is not None:
-        return found
-    from cnnlab.data.api import read_source
-
-    raw = read_source(source, (1, 1, 1), "crop", cache_dir=None, progress=False, download=False)
-    return stored_shape(raw)

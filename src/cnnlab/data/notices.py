@@ -57,7 +57,7 @@ def sample_notice(source: object, val_split: float, test_split: float | None = N
 def data_notices(source: str | os.PathLike[str], input_shape: tuple[int, int, int], resize: str,
                  lang: str = "en") -> list[str]:
     """``shape_notices`` for a data source: its typical image read from file headers or array shapes."""
-    from cnnlab.data.natural import native_shape
+    from cnnlab.data.api import native_shape
 
     try:
         native = native_shape(source)
