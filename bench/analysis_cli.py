@@ -32,7 +32,7 @@ PROBE = (
     "from cnnlab.analysis import analyze\n"
     "a = analyze('resnet18')\n"
     "t2 = time.perf_counter()\n"
-    "from cnnlab.render import render_text\n"
+    "from cnnlab.analysis.render import render_text\n"
     "text = render_text(a)\n"
     "t3 = time.perf_counter()\n"
     "print((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, 'torch' in sys.modules)\n"

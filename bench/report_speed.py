@@ -64,10 +64,11 @@ def cli_times(run: Path, repeat: int, out: Path) -> tuple[list[float], list[floa
 
 
 def phases(run_path: Path, out: Path) -> dict[str, object]:
-    from cnnlab.evaluate import evaluate
+    from cnnlab.report.source import validation_split
+
+    from cnnlab.inference.evaluation import evaluate
     from cnnlab.report import figures
     from cnnlab.report.render import render_html
-    from cnnlab.report.source import validation_split
     from cnnlab.train import load_run
 
     t: dict[str, float] = {}

@@ -26,8 +26,8 @@ from typing import Any
 
 from cnnlab.analysis import analyze
 from cnnlab.data import load_data
-from cnnlab.evaluate import evaluate
-from cnnlab.train import train
+from cnnlab.inference.evaluation import evaluate
+from cnnlab.workflows import train
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("CNNLAB_DATA", "/work/shared/data"))

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from cnnlab.data import DataBundle, load_data
 from cnnlab.model import build
-from cnnlab.train import train
+from cnnlab.workflows import train
 
 NET, BATCH = "keras-mnist", 128
 

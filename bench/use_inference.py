@@ -26,10 +26,10 @@ import torch
 from PIL import Image
 
 from cnnlab.data import load_data
-from cnnlab.evaluate import evaluate
-from cnnlab.export import export
+from cnnlab.inference.evaluation import evaluate
+from cnnlab.inference.export_onnx import export
+from cnnlab.inference.prediction import predict
 from cnnlab.model import build
-from cnnlab.predict import predict
 from cnnlab.spec import load_spec
 
 

@@ -44,7 +44,7 @@ def squares_bundle(n: int = 96, seed: int = 0):  # -> DataBundle
 
 def tiny_run(folder: Path) -> tuple[Path, object]:
     """Train SPEC for 2 short epochs into ``folder`` (no report) and return the run folder and the data."""
-    from cnnlab.train import train
+    from cnnlab.workflows import train
 
     bundle = squares_bundle()
     train(SPEC, bundle, out=folder, quiet=True, report=False, epochs=2, batch_size=24, lr=0.01, threads=1)

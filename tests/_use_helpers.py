@@ -5,46 +5,55 @@ Nothing here trains for long or touches the real datasets.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 import torch
 from torch import nn
 
 from cnnlab.data import ImageSet
 
 
-@pytest.fixture()
-def one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread, and the shared CI machine is often busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def real_run(folder: Path, in_ch: int, size: int, classes: list[str], mean: tuple[float, ...],
+             std: tuple[float, ...], seed: int = 0, outputs: int | None = None) -> Any:
+    """A real run folder, written with the train layer's own writers and read back with ``load_run``,
+    so evaluate/predict/export go through the run's real preprocessing. The network is ``tiny_cnn``'s
+    (conv + BN + pool + dropout + dense) as a spec, with non-trivial BatchNorm statistics so that
+    eval mode matters. ``outputs`` != len(classes) writes a run whose model disagrees with its classes."""
+    from cnnlab.model import build
+    from cnnlab.spec import load_spec
+    from cnnlab.train import RunDir, TrainConfig, load_run
+    from cnnlab.train.checkpoint import model_weights, write_weights
+
+    spec = load_spec({"name": "tiny", "input": [in_ch, size, size],
+                      "layers": [{"conv": {"filters": 4, "padding": 1, "activation": "none"}}, "batchnorm",
+                                 {"activation": "relu"}, {"pool": 2}, {"dropout": 0.5}, "flatten",
+                                 {"output": outputs or len(classes)}]})
+    torch.manual_seed(seed)
+    model = build(spec)
+    with torch.no_grad():
+        bn = model.layers[1].bn
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+    run_dir = RunDir(folder)
+    run_dir.create()
+    data = {"source": "in-memory", "input_shape": [in_ch, size, size], "resize": "crop",
+            "mean": list(mean), "std": list(std), "counts": {"train": 1, "val": 1}, "skipped": 0}
+    run_dir.write_setup(TrainConfig(), spec.to_dict(), list(classes), data)
+    weights = model_weights(model)
+    write_weights(run_dir.checkpoints / "best", weights, {"epoch": 1})
+    write_weights(run_dir.checkpoints / "last", weights, {"epoch": 1})
+    run_dir.set_status("finished", 1)
+    return load_run(folder)
 
 
-@dataclass
-class FakeRun:
-    """The attributes of ``cnnlab.train.Run`` that evaluate/predict/export read."""
-
-    model: nn.Module
-    classes: list[str]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    input_shape: tuple[int, int, int]
-    resize: str = "crop"
-    path: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def preprocess(self, images: np.ndarray) -> torch.Tensor:
-        x = torch.as_tensor(np.ascontiguousarray(images)).float() / 255  # (N, C, H, W)
-        m = torch.tensor(self.mean).view(1, -1, 1, 1)
-        s = torch.tensor(self.std).view(1, -1, 1, 1)
-        return (x - m) / s
+def reference_input(images: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """The training formula written out by hand, independent of cnnlab: ``(x/255 - mean)/std``."""
+    x = torch.as_tensor(np.ascontiguousarray(images)).double() / 255  # (N, C, H, W)
+    m = torch.tensor(mean, dtype=torch.float64).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float64).view(1, -1, 1, 1)
+    return ((x - m) / s).float()
 
 
 def TinySet(images: np.ndarray, labels: Any, classes: list[str], sources: list[str]) -> ImageSet:  # noqa: N802

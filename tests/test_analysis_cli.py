@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from cnnlab.analysis import analyze
+from cnnlab.analysis.render import render
 from cnnlab.cli import main
-from cnnlab.render import render
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -10,8 +10,8 @@ import importlib
 
 import pytest
 
-MODULES = ["cnnlab.spec", "cnnlab.spec_parse", "cnnlab.spec_convert", "cnnlab.shapes", "cnnlab.analysis",
-           "cnnlab.render", "cnnlab.render_text", "cnnlab.zoo"]  # torch-free ones: fast
+MODULES = ["cnnlab.spec.types", "cnnlab.spec.parse", "cnnlab.spec.convert", "cnnlab.analysis.shapes", "cnnlab.analysis.analyze",
+           "cnnlab.analysis.render", "cnnlab.analysis.render_text", "cnnlab.zoo"]  # torch-free ones: fast
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from cnnlab import layers as L
 from cnnlab.model import build
+from cnnlab.model import layers as L
 
 
 def test_lrn_uses_the_papers_alpha() -> None:

@@ -7,7 +7,6 @@ accepts must build and run. Run: .venv/bin/pytest tests/test_analysis_property.p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,14 +18,7 @@ from cnnlab.analysis import analyze
 from cnnlab.errors import SpecError
 from cnnlab.model import build
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: one intra-op thread is faster than two fighting over a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 ACTS = ["relu", "leaky_relu", "tanh", "sigmoid", "gelu", "none"]

@@ -66,7 +66,8 @@ def test_structural_problems_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_sample_in_portuguese(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "sample", "--lang", "pt"]) == 0
     text = capsys.readouterr().out
-    assert "imagens: 10,000" in text and "classe" in text
+    assert "imagens: 10.000" in text and "classe" in text and "modos: L 10.000" in text
+    assert "8.000" in text.split("total")[1].split()[0]  # the table's total row: 8.000 training images
 
 
 @pytest.mark.slow

@@ -156,3 +156,19 @@ def test_csv_bad_row_names_the_row(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("path,label\na.png,cat\nb.png\n")
     with pytest.raises(DataError, match="row 2: expected path,label"):
         load_data(tmp_path / "bad.csv", (1, 6, 6), progress=False)
+
+
+def test_array_colour_to_grey_equals_pillow_convert_l() -> None:
+    """IDX/CIFAR arrays and decoded files must give the same grey pixels: the reference is Pillow's
+    own ``convert("L")``, which the decoder (and so ``predict``) uses."""
+    import numpy as np
+    from PIL import Image
+
+    from cnnlab.data.arrays import grey
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, size=(4, 3, 23, 17), dtype=np.uint8)
+    rgb[0, :, 0, :3] = [[0, 255, 128], [0, 255, 128], [0, 255, 128]]  # greys stay exact
+    ours = grey(rgb)[:, 0]  # (N, H, W)
+    pillow = np.stack([np.asarray(Image.fromarray(np.transpose(img, (1, 2, 0))).convert("L")) for img in rgb])
+    assert ours.dtype == np.uint8 and (ours == pillow).all()

@@ -87,7 +87,7 @@ def test_bad_input_is_a_message_and_exit_2(run_dir, capsys, tmp_path) -> None:
 
 def test_cam_on_a_network_without_conv_layers(capsys, tmp_path) -> None:
     from _report_helpers import squares_bundle
-    from cnnlab.train import train
+    from cnnlab.workflows import train
 
     spec = {"name": "dense-only", "input": [3, 16, 16], "layers": ["flatten", {"dense": 4}, {"output": 2}]}
     train(spec, squares_bundle(32), out=tmp_path / "dense", quiet=True, report=False, epochs=1, batch_size=16)

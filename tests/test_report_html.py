@@ -84,7 +84,7 @@ class _Reached(Exception):
 
 
 def _stub_collect(write, path, bundle, target) -> None:
-    import cnnlab.report.collect as collect
+    from cnnlab.report import collect
 
     original = collect.collect_report
 
@@ -121,19 +121,25 @@ def test_refuses_a_run_that_is_still_training(run_dir) -> None:
         (path / "status.json").write_text(before)
 
 
-def test_a_failure_while_rendering_leaves_the_old_report_untouched(run_dir, monkeypatch) -> None:
+def test_a_crash_after_the_page_is_written_leaves_the_old_report_untouched(run_dir, monkeypatch) -> None:
+    """The page is complete and on disk when the final step fails: an atomic writer has written it to
+    a temporary file, so the old report survives; a writer that wrote in place would have replaced it
+    (or never reached the rename, and then this raises nothing)."""
+    import os
+
     path, bundle = run_dir
     target = path / "atomic.html"
     target.write_text("old report")
 
-    def broken(*_args, **_kwargs):
-        raise RuntimeError("renderer exploded")
+    def crash(*_args, **_kwargs):
+        raise OSError("power cut before the rename")
 
-    monkeypatch.setattr("cnnlab.report.collect.collect_report", broken)
-    with pytest.raises(RuntimeError):
+    monkeypatch.setattr(os, "replace", crash)
+    monkeypatch.setattr(os, "rename", crash)
+    with pytest.raises(OSError, match="power cut"):
         write_report(path, data=bundle.val, out=target)
     assert target.read_text() == "old report"
-    assert not [p for p in path.iterdir() if p.name.startswith(".atomic.html")]
+    assert [p.name for p in path.iterdir() if "atomic" in p.name] == ["atomic.html"]  # no temporary left
 
 
 def test_bad_output_name_and_missing_weights(run_dir, tmp_path) -> None:

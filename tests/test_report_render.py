@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from _report_helpers import parse
 from cnnlab.analysis import analyze
+from cnnlab.i18n import decimal, integer, percent
 from cnnlab.report.collect import _row
-from cnnlab.report.fmt import decimal, integer, percent
 from cnnlab.report.render import render_html
 from cnnlab.report.types import Item, Picture, ReportData
 

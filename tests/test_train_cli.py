@@ -36,7 +36,7 @@ def test_dry_run_resolves_config_file_then_flags(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("argv", "needle"), [
-    (["train", "lenet5", "--data", "sample", "--epochs", "0", "--dry-run"], "epochs=0"),
+    (["train", "lenet5", "--data", "sample", "--epochs", "0", "--dry-run"], "argument --epochs: must be a whole number >= 1"),
     (["train", "lenet5", "--data", "sample", "--config", "missing.yaml"], "cannot read config file"),
     (["train", "nowhere/run", "--resume"], "cannot resume"),
 ])

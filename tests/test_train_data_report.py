@@ -60,7 +60,7 @@ def test_the_final_report_gets_the_validation_split_and_the_language(tmp_path: P
     import importlib
 
     from cnnlab.data import DataBundle, ImageSet
-    from cnnlab.train import train
+    from cnnlab.workflows import train
 
     rng = np.random.default_rng(1)
 

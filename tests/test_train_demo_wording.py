@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from cnnlab import demo
+from cnnlab.workflows import demo
 
 
 @pytest.mark.parametrize(("lang", "expected"), [
@@ -19,8 +19,8 @@ from cnnlab import demo
 def test_confusion_counts_are_singular_or_plural(lang, expected, monkeypatch, capsys) -> None:
     result = SimpleNamespace(predictions=np.array([4, 4, 7, 0]), labels=np.array([9, 9, 1, 0]), accuracy=0.25,
                              most_confused=lambda k: [("9", "4", 2), ("1", "7", 1)][:k])
-    # the module, not the function `cnnlab.evaluate` that the package exports under the same name
-    monkeypatch.setattr(importlib.import_module("cnnlab.evaluate"), "evaluate", lambda run, data: result)
+    # the module, not the function `cnnlab.inference.evaluation` that the package exports under the same name
+    monkeypatch.setattr(importlib.import_module("cnnlab.inference.evaluation"), "evaluate", lambda run, data: result)
     demo._evaluate(None, [0, 1, 2, 3], lang)
     lines = capsys.readouterr().out.splitlines()
     assert lines[-2:] == expected

@@ -11,9 +11,10 @@ import torch
 
 from cnnlab.data import DataBundle, ImageSet
 from cnnlab.errors import CnnlabError, RunError, TrainingDiverged
-from cnnlab.train import TrainingInterrupted, load_run, train
+from cnnlab.train import TrainingInterrupted, load_run
 from cnnlab.train import checkpoint as ckpt
 from cnnlab.train.trainer import Trainer
+from cnnlab.workflows import train
 
 SPEC = {
     "name": "tiny", "input": [1, 8, 8],

@@ -15,7 +15,6 @@ import pytest
 import torch
 from PIL import Image
 
-from _use_helpers import one_thread  # noqa: F401  (fixture)
 from cnnlab.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -198,7 +197,7 @@ def test_every_message_key_exists_in_both_languages() -> None:
     pt = json.loads((root / "locales" / "use.pt.json").read_text(encoding="utf-8"))
     assert set(en) == set(pt)
     used = set()
-    for name in ("cli/use_cmds.py", "cli/use_render.py", "lr_find_plot.py"):
+    for name in ("cli/use_cmds.py", "cli/use_render.py", "visualize/lr_find.py"):
         used |= set(re.findall(r'tr\(\s*"(use\.[^"{]+)"', (root / name).read_text(encoding="utf-8")))
     dynamic = {f"use.col.{c}" for c in ("class", "precision", "recall", "f1", "support", "index", "source", "true",
                                          "predicted", "confidence", "loss")}

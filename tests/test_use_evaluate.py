@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _use_helpers import FakeRun, TinySet, one_thread, random_set, tiny_cnn  # noqa: F401  (fixture)
+from _use_helpers import TinySet, random_set, real_run, reference_input
 from cnnlab.errors import DataError
-from cnnlab.evaluate import (
+from cnnlab.inference.evaluation import (
     averages,
     confusion_matrix,
     evaluate,
@@ -90,17 +90,18 @@ def test_most_confused_orders_by_count_and_skips_diagonal() -> None:
     assert len(most_confused_pairs(cm, ["a", "b", "c"], 100)) == 5  # five non-zero off-diagonal cells
 
 
-def test_evaluate_matches_pytorch_reference() -> None:
+def test_evaluate_matches_pytorch_reference(tmp_path) -> None:
     classes = ["a", "b", "c", "d"]
     data = random_set(53, (3, 8, 8), classes, seed=1)
-    model = tiny_cnn(3, 8, 4)
-    run = FakeRun(model, classes, (0.4, 0.5, 0.6), (0.2, 0.3, 0.25), (3, 8, 8))
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.3, 0.25)
+    run = real_run(tmp_path / "run", 3, 8, classes, mean, std)
+    model = run.model
     model.train()  # evaluate must switch to eval (dropout off, BN running stats) and back
     res = evaluate(run, data, batch_size=10)
     assert model.training
     model.eval()
     with torch.no_grad():
-        x = run.preprocess(data.images)
+        x = reference_input(data.images, mean, std)  # not the run's own preprocessing
         logits = model(x)
         ref_loss = F.cross_entropy(logits, torch.from_numpy(data.labels), reduction="none").numpy()
         ref_prob = torch.softmax(logits, 1).numpy()
@@ -115,17 +116,17 @@ def test_evaluate_matches_pytorch_reference() -> None:
     json.dumps(res.to_dict())  # JSON-safe
 
 
-def test_batch_size_does_not_change_results() -> None:
+def test_batch_size_does_not_change_results(tmp_path) -> None:
     classes = ["x", "y"]
     data = random_set(37, (1, 6, 6), classes, seed=2)
-    run = FakeRun(tiny_cnn(1, 6, 2).eval(), classes, (0.5,), (0.25,), (1, 6, 6))
+    run = real_run(tmp_path, 1, 6, classes, (0.5,), (0.25,))
     a, b = evaluate(run, data, batch_size=1), evaluate(run, data, batch_size=1000)
     np.testing.assert_allclose(a.losses, b.losses, rtol=1e-5, atol=1e-6)
     assert (a.predictions == b.predictions).all()
 
 
-def test_labels_are_matched_to_run_classes_by_name() -> None:
-    run = FakeRun(tiny_cnn(1, 6, 3).eval(), ["cat", "dog", "fox"], (0.5,), (0.25,), (1, 6, 6))
+def test_labels_are_matched_to_run_classes_by_name(tmp_path) -> None:
+    run = real_run(tmp_path, 1, 6, ["cat", "dog", "fox"], (0.5,), (0.25,))
     base = random_set(20, (1, 6, 6), ["cat", "dog", "fox"], seed=4)
     names = ["cat", "dog", "fox"]
     # the same images, with classes listed in another order (folder with only dog and cat, say)
@@ -135,22 +136,26 @@ def test_labels_are_matched_to_run_classes_by_name() -> None:
     assert (a.labels == b.labels).all() and a.confusion.tolist() == b.confusion.tolist()
 
 
-def test_unknown_class_in_data_is_a_clear_error() -> None:
-    run = FakeRun(tiny_cnn(1, 6, 2).eval(), ["cat", "dog"], (0.5,), (0.25,), (1, 6, 6))
+def test_unknown_class_in_data_is_a_clear_error(tmp_path) -> None:
+    run = real_run(tmp_path, 1, 6, ["cat", "dog"], (0.5,), (0.25,))
     data = random_set(6, (1, 6, 6), ["cat", "dog", "horse"], seed=0)
     data.labels[:] = [0, 1, 2, 0, 1, 2]
     with pytest.raises(DataError, match="horse"):
         evaluate(run, data)
 
 
-def test_model_with_wrong_number_of_classes_is_reported() -> None:
-    run = FakeRun(tiny_cnn(1, 6, 5).eval(), ["cat", "dog"], (0.5,), (0.25,), (1, 6, 6))
-    with pytest.raises(DataError, match=r"expected \(4, 2\)"):
+def test_model_with_wrong_number_of_classes_is_reported(tmp_path) -> None:
+    """A run whose network has 5 outputs but whose classes.json names 2: refused with a clear message,
+    when the run is read or when it is evaluated."""
+    from cnnlab.errors import CnnlabError
+
+    with pytest.raises(CnnlabError, match=r"expected \(4, 2\)|classes\.json"):
+        run = real_run(tmp_path, 1, 6, ["cat", "dog"], (0.5,), (0.25,), outputs=5)
         evaluate(run, random_set(4, (1, 6, 6), ["cat", "dog"]))
 
 
-def test_empty_set_is_a_clear_error() -> None:
-    run = FakeRun(tiny_cnn(1, 6, 2).eval(), ["cat", "dog"], (0.5,), (0.25,), (1, 6, 6))
+def test_empty_set_is_a_clear_error(tmp_path) -> None:
+    run = real_run(tmp_path, 1, 6, ["cat", "dog"], (0.5,), (0.25,))
     empty = TinySet(np.zeros((0, 1, 6, 6), np.uint8), np.zeros(0, np.int64), ["cat", "dog"], [])
     with pytest.raises(DataError, match="empty"):
         evaluate(run, empty)

@@ -6,29 +6,26 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from _use_helpers import FakeRun, one_thread, tiny_cnn  # noqa: F401  (fixture)
+from _use_helpers import real_run
 from cnnlab.errors import CnnlabError
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'cnnlab[onnx]')")
 onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install 'cnnlab[onnx]')")
 
-from cnnlab.export import export  # noqa: E402
+from cnnlab.inference.export_onnx import export  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _run(tmp_path: Path) -> FakeRun:
-    model = tiny_cnn(3, 12, 4, seed=5)
-    with torch.no_grad():  # non-trivial BatchNorm statistics, so eval-mode export matters
-        model[1].running_mean.uniform_(-0.5, 0.5)
-        model[1].running_var.uniform_(0.5, 2.0)
-    return FakeRun(model.eval(), ["ant", "bee", "cat", "dog"], (0.5, 0.4, 0.3), (0.2, 0.25, 0.3), (3, 12, 12),
-                   path=tmp_path)
+def _run(tmp_path: Path) -> Any:
+    """A real run folder (non-trivial BatchNorm statistics, so eval-mode export matters)."""
+    return real_run(tmp_path, 3, 12, ["ant", "bee", "cat", "dog"], (0.5, 0.4, 0.3), (0.2, 0.25, 0.3), seed=5)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +63,7 @@ def test_failed_check_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_missing_onnxruntime_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cnnlab.export as mod
+    from cnnlab.inference import export_onnx as mod
 
     real = importlib.import_module
 

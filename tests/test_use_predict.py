@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from _use_helpers import FakeRun, one_thread, tiny_cnn  # noqa: F401  (fixture)
+from _use_helpers import real_run
 from cnnlab.errors import CnnlabError
-from cnnlab.predict import expand_inputs, predict
+from cnnlab.inference.prediction import expand_inputs, predict
 
 CLASSES = ["zero", "one", "two", "three", "four"]
 
@@ -27,7 +28,7 @@ def _save_png(path: Path, array_chw: np.ndarray) -> None:
 
 
 @pytest.fixture()
-def images(tmp_path: Path) -> tuple[FakeRun, dict[str, np.ndarray]]:
+def images(tmp_path: Path) -> tuple[Any, dict[str, np.ndarray]]:
     """Five lossless PNGs already at the run's input size (so resizing is the identity)."""
     rng = np.random.default_rng(0)
     arrays = {}
@@ -36,11 +37,11 @@ def images(tmp_path: Path) -> tuple[FakeRun, dict[str, np.ndarray]]:
         name = f"pics/{'sub/' if i >= 3 else ''}img{i}.png"
         _save_png(tmp_path / name, arr)
         arrays[str(tmp_path / name)] = arr
-    run = FakeRun(tiny_cnn(3, 10, 5).eval(), CLASSES, (0.5, 0.45, 0.4), (0.25, 0.2, 0.3), (3, 10, 10))
+    run = real_run(tmp_path / "run", 3, 10, CLASSES, (0.5, 0.45, 0.4), (0.25, 0.2, 0.3))
     return run, arrays
 
 
-def test_mixed_good_and_bad_files(tmp_path: Path, images: tuple[FakeRun, dict[str, np.ndarray]]) -> None:
+def test_mixed_good_and_bad_files(tmp_path: Path, images: tuple[Any, dict[str, np.ndarray]]) -> None:
     run, arrays = images
     (tmp_path / "notes.txt").write_text("not an image")
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
@@ -67,7 +68,7 @@ def test_mixed_good_and_bad_files(tmp_path: Path, images: tuple[FakeRun, dict[st
         assert r.top[0][1] >= r.top[1][1]
 
 
-def test_folders_and_globs_expand_to_image_files(tmp_path: Path, images: tuple[FakeRun, dict]) -> None:
+def test_folders_and_globs_expand_to_image_files(tmp_path: Path, images: tuple[Any, dict]) -> None:
     run, arrays = images
     (tmp_path / "pics" / "readme.txt").write_text("skip me in folders")
     (tmp_path / "pics" / ".hidden.png").write_bytes(b"x")
@@ -92,20 +93,39 @@ def test_inputs_that_match_nothing_say_why(tmp_path: Path) -> None:
     assert "did you mean 'digit.png'" in entries[str(tmp_path / "digt.png")]
 
 
-def test_duplicates_are_predicted_once(images: tuple[FakeRun, dict]) -> None:
+def test_duplicates_are_predicted_once(images: tuple[Any, dict]) -> None:
     run, arrays = images
     first = sorted(arrays)[0]
     assert len(predict(run, [first, first])) == 1
 
 
 def test_grey_run_reads_colour_file_as_grey(tmp_path: Path) -> None:
-    run = FakeRun(tiny_cnn(1, 8, 5).eval(), CLASSES, (0.5,), (0.25,), (1, 8, 8))
+    run = real_run(tmp_path / "run", 1, 8, CLASSES, (0.5,), (0.25,))
     _save_png(tmp_path / "colour.png", np.full((3, 32, 32), 200, np.uint8))
     (res,) = predict(run, [str(tmp_path / "colour.png")])
     assert res.ok
 
 
-def test_bad_options_are_errors(images: tuple[FakeRun, dict]) -> None:
+def test_bad_options_are_errors(images: tuple[Any, dict]) -> None:
     run, _ = images
     with pytest.raises(CnnlabError, match="top-k"):
         predict(run, ["x.png"], top_k=0)
+
+
+def test_predict_reads_every_extension_training_reads(tmp_path: Path) -> None:
+    """A folder of .jfif/.jpe/.pbm/.pnm files: training decodes them, so predict must find them too."""
+    from PIL import Image
+
+    from cnnlab.data.decode import IMAGE_EXTENSIONS
+
+    run = real_run(tmp_path / "run", 1, 8, CLASSES, (0.5,), (0.25,))
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    Image.new("L", (8, 8), 128).save(folder / "a.jfif", format="JPEG")
+    Image.new("L", (8, 8), 128).save(folder / "b.jpe", format="JPEG")
+    Image.new("1", (8, 8), 1).save(folder / "c.pbm", format="PPM")
+    Image.new("L", (8, 8), 50).save(folder / "d.pnm", format="PPM")
+    assert {".jfif", ".jpe", ".pbm", ".pnm"} <= set(IMAGE_EXTENSIONS)
+    results = predict(run, [str(folder)])
+    assert sorted(Path(r.source).name for r in results) == ["a.jfif", "b.jpe", "c.pbm", "d.pnm"]
+    assert all(r.ok for r in results), [r.error for r in results]

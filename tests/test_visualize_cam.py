@@ -68,15 +68,6 @@ def _squares(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tens
     return torch.from_numpy(x), torch.from_numpy(y), boxes
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny tensors: one thread is faster than two fighting over a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_trained_model_looks_at_the_object(one_thread: None) -> None:
     rng = np.random.default_rng(0)
     torch.manual_seed(0)

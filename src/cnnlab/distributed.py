@@ -14,8 +14,6 @@ cheap no-op and :func:`init_from_env` returns a single-process :class:`DistInfo`
 >>> info = init_from_env(device="cpu", env={})
 >>> (info.rank, info.world_size, info.is_main, info.distributed, info.backend)
 (0, 1, True, False, None)
->>> is_main_process()
-True
 
 Rules (STYLE 12): no ``print`` patching, no mutated arguments; the caller decides what rank 0
 prints and writes by asking :attr:`DistInfo.is_main`. A rank that dies makes the others fail
@@ -162,19 +160,6 @@ def init_from_env(device: str | torch.device = "auto", *, timeout_s: float | Non
     return DistInfo(rank, world, local_rank, dev, rank == 0, chosen, timeout)
 
 
-def is_main_process() -> bool:
-    """True on rank 0, and always true without a process group (single-process training)."""
-    return not _active() or dist.get_rank() == 0
-
-
-def get_rank() -> int:
-    return dist.get_rank() if _active() else 0
-
-
-def get_world_size() -> int:
-    return dist.get_world_size() if _active() else 1
-
-
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """Sum ``tensor`` over all ranks in place and return it (unchanged when not distributed).
 
@@ -215,40 +200,24 @@ def barrier() -> None:
         _collective(dist.barrier, "barrier")
 
 
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """Return rank ``src``'s ``obj`` on every rank (any picklable value; the run folder name, a seed).
-
-    It travels between cnnlab's own processes only; nothing read from disk is unpickled.
-    """
-    if not _active():
-        return obj
-    box = [obj]
-    _collective(lambda: dist.broadcast_object_list(box, src=src), "broadcast")
-    return box[0]
-
-
-def wrap_model(model: nn.Module, info: DistInfo, *, sync_batchnorm: bool = False) -> nn.Module:
-    """Wrap ``model`` (already on ``info.device``) in DistributedDataParallel when distributed.
-
-    ``sync_batchnorm`` converts BatchNorm layers to SyncBatchNorm first (statistics over the
-    global batch; useful when each rank's batch is small). Returns ``model`` itself when single.
-    """
+def wrap_model(model: nn.Module, info: DistInfo) -> nn.Module:
+    """Wrap ``model`` (already on ``info.device``) in DistributedDataParallel when distributed;
+    returns ``model`` itself when single. (SyncBatchNorm conversion, if any, comes before: see
+    ``cnnlab.train.setup.build_model``.)"""
     if not info.distributed:
         return model
-    if sync_batchnorm:
-        if info.device.type != "cuda":
-            raise CnnlabError(f"--sync-bn needs CUDA GPUs: PyTorch's SyncBatchNorm does not run on "
-                              f"{info.device.type}; drop --sync-bn")
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     ids = [info.device.index] if info.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain module inside a DDP (or ``torch.compile``) wrapper, for saving and analysis."""
-    inner = getattr(model, "_orig_mod", model)  # torch.compile wrapper
-    inner = inner.module if isinstance(inner, nn.parallel.DistributedDataParallel) else inner
-    return getattr(inner, "_orig_mod", inner)
+    """The user's module under DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers, in
+    any nesting, for saving and analysis."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
 
 
 def explain_batch(info: DistInfo, per_rank_batch: int, lr: float) -> str:
@@ -409,3 +378,28 @@ def _first_line(exc: BaseException) -> str:
     line = re.sub(r"^\[[^\]]*\.(?:cc|cpp|h|hpp):\d+\]\s*", "", text.splitlines()[0])
     line = line.split(". This is typically caused", 1)[0]
     return line[:300].rstrip(". ")
+
+
+def device_report() -> dict[str, Any]:
+    """Everything ``cnnlab devices`` shows, as data."""
+
+    gpus = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            gpus.append({"index": i, "name": props.name,
+                         "memory_gib": round(props.total_memory / 2**30, 1),
+                         "capability": f"{props.major}.{props.minor}"})
+    mps = getattr(torch.backends, "mps", None)
+    return {
+        "torch": torch.__version__,
+        "cpu_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "cuda": gpus,
+        "bf16_cuda": bool(gpus) and torch.cuda.is_bf16_supported(),
+        "mps": bool(mps is not None and mps.is_available()),
+        "backends": {name: bool(getattr(dist, f"is_{name}_available", lambda: False)())
+                     for name in ("nccl", "gloo", "mpi")},
+        "torchrun": {k: os.environ[k] for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR",
+                                                "MASTER_PORT") if k in os.environ},
+    }

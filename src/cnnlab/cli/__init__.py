@@ -13,34 +13,40 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
+from cnnlab.cli.help import HelpFormatter, command_names, unknown_command
 from cnnlab.errors import CnnlabError
 
-COMMAND_MODULES = ("analysis_cmds", "data_cmds", "train_cmds", "use_cmds", "show_cmds", "scale_cmds", "sweep_cmds")
+COMMAND_MODULES = ("analysis_cmds", "data_cmds", "train_cmds", "use_cmds", "show_cmds", "scale_cmds",
+                   "explore_cmds", "sweep_cmds")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cnnlab",
         description="Describe, understand, train and inspect convolutional neural networks.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action=_VersionAction, nargs=0, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"cnnlab.cli.{name}")
-        except ModuleNotFoundError as exc:  # a command group not written yet
-            if exc.name != f"cnnlab.cli.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"cnnlab.cli.{name}").register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    mistyped = unknown_command(words[0], command_names(parser)) if words else None
+    if mistyped:
+        print(f"error: {mistyped}", file=sys.stderr)
+        return 2
+    try:
+        args = parser.parse_args(words)
+    except CnnlabError as exc:  # a bad option (see _Parser.error): one line, exit 2
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -56,8 +62,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RecursionError) as exc:  # a last net: each reader bounds its input first
+        kind = "out of memory" if isinstance(exc, MemoryError) else "the input is nested too deeply"
+        print(f"error: {kind} while running `{args.command}`; the input is too large or too deep for this "
+              "machine (see the limits in README, 'Hostile and broken input')", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is a ``CnnlabError`` naming the command and the option (sub-parsers
+    inherit the class), so it prints as ``error: cnnlab train: argument --seed: ...`` like any other."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CnnlabError(f"{self.prog}: {message} (see `{self.prog} --help`)")
 
 
 class _VersionAction(argparse.Action):

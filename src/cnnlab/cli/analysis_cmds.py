@@ -15,11 +15,14 @@ import argparse
 import sys
 from typing import Any
 
+from cnnlab.cli.help import LANG_HELP, HelpFormatter
+from cnnlab.cli.options import count, whole
+
 FORMATS = ("table", "json", "markdown", "csv")
 
 
 def register(sub: Any) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
     p = sub.add_parser(
         "summary", formatter_class=fmt,
         help="explain a network layer by layer: shapes, parameters with formulas, MACs, receptive field, memory",
@@ -28,11 +31,15 @@ def register(sub: Any) -> None:
     )
     p.add_argument("net", metavar="NET", help="spec file or bundled network name")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format")
-    p.add_argument("--batch", type=int, default=1, help="batch size for the training-memory estimate")
-    p.add_argument("--lang", default=None, help="language of the explanations: en or pt (default: from LANG)")
-    p.add_argument("--width", type=int, default=None, help="table width in characters (default: terminal)")
+    p.add_argument("--batch", type=count, default=1, help="batch size for the training-memory estimate")
+    p.add_argument("--lang", default=None, help=LANG_HELP)
+    p.add_argument("--width", type=whole(20, 10_000), default=None, help="table width in characters (default: terminal)")
     p.add_argument("--input", default=None, metavar="C,H,W",
                    help="analyse for another input size, e.g. 3,64,64 (default: the spec's input)")
+    p.add_argument("--init-from", default=None, metavar="SOURCE",
+                   help="also show which layers load weights from SOURCE (run folder, weights file, resnet18:imagenet) "
+                        "and which are frozen while fine-tuning, with trainable vs frozen parameters")
+    p.add_argument("--freeze-epochs", type=whole(0), default=1, help="with --init-from: epochs the body stays frozen")
     p.set_defaults(func=run_summary)
 
     c = sub.add_parser(
@@ -41,19 +48,19 @@ def register(sub: Any) -> None:
         "index and YAML line.",
     )
     c.add_argument("nets", metavar="NET", nargs="+", help="spec files or bundled names")
-    c.add_argument("--lang", default=None, help="language of the messages: en or pt")
+    c.add_argument("--lang", default=None, help=LANG_HELP)
     c.set_defaults(func=run_check)
 
     m = sub.add_parser("models", formatter_class=fmt, help="list the bundled classic networks with their counts")
     m.add_argument("--format", choices=("table", "json"), default="table", help="output format")
-    m.add_argument("--lang", default=None, help="language: en or pt")
+    m.add_argument("--lang", default=None, help=LANG_HELP)
     m.set_defaults(func=run_models)
 
 
 def run_summary(args: argparse.Namespace) -> int:
     from cnnlab.analysis import analyze
+    from cnnlab.analysis.render import print_summary, render
     from cnnlab.i18n import resolve_lang
-    from cnnlab.render import print_summary, render
 
     if args.batch < 1:
         from cnnlab.errors import CnnlabError
@@ -71,9 +78,18 @@ def run_summary(args: argparse.Namespace) -> int:
     if args.format == "table":
         print_summary(a, width=args.width)
     else:
-        sys.stdout.write(render(a, args.format))
+        text = render(a, args.format)
+        if args.format == "json" and args.init_from:  # one JSON document: the analysis plus "init_from"
+            from cnnlab.cli.transfer_view import with_init_json
+
+            text = with_init_json(text, spec, args.init_from, args.freeze_epochs)
+        sys.stdout.write(text)
         if args.format == "json":
             sys.stdout.write("\n")
+    if args.init_from and args.format != "json":
+        from cnnlab.cli.transfer_view import print_init
+
+        print_init(spec, args.init_from, args.freeze_epochs, lang)
     return 0
 
 
@@ -92,9 +108,8 @@ def _input_size(text: str) -> tuple[int, int, int]:
 
 def run_check(args: argparse.Namespace) -> int:
     from cnnlab.analysis import analyze
-    from cnnlab.analysis_layers import num
     from cnnlab.errors import CnnlabError
-    from cnnlab.i18n import resolve_lang, tr
+    from cnnlab.i18n import integer, resolve_lang, tr
 
     lang = resolve_lang(args.lang)
     failed = 0
@@ -105,7 +120,7 @@ def run_check(args: argparse.Namespace) -> int:
             failed += 1
             print(f"{tr('analysis.check.fail', lang, net=net)}\n{exc}", file=sys.stderr)
             continue
-        print(tr("analysis.check.ok", lang, net=net, layers=len(a.layers), params=num(a.total_params, lang),
+        print(tr("analysis.check.ok", lang, net=net, layers=len(a.layers), params=integer(a.total_params, lang),
                  shape=a.output_shape))
         for w in a.warnings:
             print("  " + tr("analysis.warning", lang, text=w))
@@ -117,9 +132,8 @@ def run_models(args: argparse.Namespace) -> int:
 
     from cnnlab import zoo
     from cnnlab.analysis import analyze
-    from cnnlab.analysis_layers import num
-    from cnnlab.i18n import resolve_lang, tr
-    from cnnlab.render import human_count
+    from cnnlab.analysis.render import human_count
+    from cnnlab.i18n import integer, resolve_lang, tr
 
     lang = resolve_lang(args.lang)
     rows: list[dict[str, Any]] = []
@@ -130,11 +144,11 @@ def run_models(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
-    from cnnlab.render_text import draw_table, paint, terminal_width, use_color
+    from cnnlab.analysis.render_text import draw_table, paint, terminal_width, use_color
 
     color = use_color()
     headers = [tr(f"analysis.models.{c}", lang) for c in ("name", "input", "params", "trainable", "macs", "description")]
-    cells = [[r["name"], "×".join(map(str, r["input"])), num(r["params"], lang), num(r["trainable_params"], lang),
+    cells = [[r["name"], "×".join(map(str, r["input"])), integer(r["params"], lang), integer(r["trainable_params"], lang),
               human_count(r["macs"], lang), r["description"]] for r in rows]
     print(paint(tr("analysis.models.title", lang), "bold", color) + "\n")
     print(draw_table(headers, cells, align="lrrrrl", styles=["cyan", None, "green", "green", "magenta", None],

@@ -16,6 +16,10 @@ import json
 import sys
 from typing import Any
 
+from cnnlab.cli.help import LANG_HELP, HelpFormatter
+from cnnlab.cli.options import fraction, seed, whole
+from cnnlab.data import defaults
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -23,17 +27,17 @@ def register(subparsers: Any) -> None:
         help="inspect a dataset: classes and counts per split, sizes, modes, bad files, duplicates",
         description="Inspect a dataset (an image folder, IDX/CIFAR files, a CSV of path,label, or a name: "
                     "sample, mnist, fashion-mnist, cifar10, cifar100 looked up in $CNNLAB_DATA).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("source", nargs="?", help="folder, file or dataset name")
     p.add_argument("--format", choices=["text", "json"], default="text", help="output format")
-    p.add_argument("--val-split", type=float, default=0.2, help="validation fraction drawn when the source has no val split")
-    p.add_argument("--test-split", type=float, default=0.0, help="test fraction drawn when the source has no test split")
-    p.add_argument("--seed", type=int, default=0, help="seed of the stratified split")
+    p.add_argument("--val-split", type=fraction, default=defaults.VAL_SPLIT, help="validation fraction drawn when the source has no val split")
+    p.add_argument("--test-split", type=fraction, default=defaults.TEST_SPLIT, help="test fraction drawn when the source has no test split")
+    p.add_argument("--seed", type=seed, default=defaults.SEED, help="seed of the stratified split")
     p.add_argument("--strict", action="store_true", help="exit 2 when any file cannot be read")
     p.add_argument("--no-download", action="store_true", help="never download a named dataset")
-    p.add_argument("--show", type=int, default=20, help="skipped files and duplicates listed in text output")
-    p.add_argument("--lang", default=None, help="language: en or pt (default: from LANG)")
+    p.add_argument("--show", type=whole(0), default=20, help="skipped files and duplicates listed in text output")
+    p.add_argument("--lang", default=None, help=LANG_HELP)
     p.add_argument("--clear-cache", action="store_true",
                    help="delete the decoded-image cache ($CNNLAB_CACHE or ~/.cache/cnnlab/cache) and exit")
     p.set_defaults(func=run_data)
@@ -55,6 +59,12 @@ def run_data(args: argparse.Namespace) -> int:
         from cnnlab.errors import DataError
 
         raise DataError("cnnlab data needs a SOURCE: a folder, a file, or a dataset name (sample, mnist, ...)")
+    from cnnlab.data.notices import sample_notice
+
+    for line in sample_notice(args.source, args.val_split,
+                              None if args.test_split == defaults.TEST_SPLIT else args.test_split,
+                              None if args.seed == defaults.SEED else args.seed, lang=lang):
+        print(line, file=sys.stderr)
     report = inspect_data(args.source, val_split=args.val_split, test_split=args.test_split, seed=args.seed,
                           progress=args.format == "text", download=not args.no_download)
     if args.format == "json":
@@ -62,6 +72,7 @@ def run_data(args: argparse.Namespace) -> int:
     else:
         print(render_text(report, lang, show=max(0, args.show)))
     if args.strict and report.skipped:
-        print(f"error: {tr('data.strict.failed', lang, n=len(report.skipped))}", file=sys.stderr)
+        first = "{}: {}".format(*report.skipped[0])
+        print(f"error: {tr('data.strict.failed', lang, n=len(report.skipped), first=first)}", file=sys.stderr)
         return 2
     return 0

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from typing import Any
+
+from cnnlab.cli.help import HelpFormatter
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,40 +23,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Show what this machine offers for training: CPU threads, CUDA GPUs (name, "
                     "memory, bf16), Apple MPS, the distributed backends (nccl, gloo) and, inside a "
                     "torchrun job, what this rank sees.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(func=_devices)
 
 
-def device_report() -> dict[str, Any]:
-    """Everything ``cnnlab devices`` shows, as data."""
-    import torch
-    import torch.distributed as dist
-
-    gpus = []
-    if torch.cuda.is_available():
-        for i in range(torch.cuda.device_count()):
-            props = torch.cuda.get_device_properties(i)
-            gpus.append({"index": i, "name": props.name,
-                         "memory_gib": round(props.total_memory / 2**30, 1),
-                         "capability": f"{props.major}.{props.minor}"})
-    mps = getattr(torch.backends, "mps", None)
-    return {
-        "torch": torch.__version__,
-        "cpu_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "cuda": gpus,
-        "bf16_cuda": bool(gpus) and torch.cuda.is_bf16_supported(),
-        "mps": bool(mps is not None and mps.is_available()),
-        "backends": {name: bool(getattr(dist, f"is_{name}_available", lambda: False)())
-                     for name in ("nccl", "gloo", "mpi")},
-        "torchrun": {k: os.environ[k] for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR",
-                                                "MASTER_PORT") if k in os.environ},
-    }
-
-
 def _devices(args: argparse.Namespace) -> int:
+    from cnnlab.distributed import device_report
+
     report = device_report()
     if args.json:
         print(json.dumps(report, indent=2))

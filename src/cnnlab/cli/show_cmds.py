@@ -19,11 +19,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cnnlab.cli.help import LANG_HELP, HelpFormatter
+from cnnlab.cli.options import whole
 from cnnlab.errors import CnnlabError, did_you_mean
 from cnnlab.i18n import resolve_lang
+from cnnlab.inference.dataset import SPLITS
 
-_FMT = argparse.ArgumentDefaultsHelpFormatter
-SPLITS = ("auto", "val", "test", "train")
+_FMT = HelpFormatter
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _simple(kinds, "curves", "loss and accuracy per epoch (from metrics.jsonl)", cmd_curves, data=False)
     _simple(kinds, "confusion", "confusion matrix, in counts and normalised per true class", cmd_confusion)
     p = _simple(kinds, "mistakes", "grid of the highest-loss misclassified images", cmd_mistakes)
-    p.add_argument("-n", type=int, default=16, help="how many images")
+    p.add_argument("-n", type=whole(1, 1024), default=16, help="how many images")
     _report(sub)
 
 
@@ -51,7 +53,7 @@ def _common(p: argparse.ArgumentParser, *, data: bool = False,
     p.add_argument("run", help="run folder written by `cnnlab train`")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint to use")
     p.add_argument("--out", default=None, help=out_help)
-    p.add_argument("--lang", default=None, help="language of the labels: en or pt; when omitted: from CNNLAB_LANG/LANG")
+    p.add_argument("--lang", default=None, help=LANG_HELP)
     if data:
         p.add_argument("--data", default=None, help="data source (folder, CSV, mnist, ...); when omitted: the run's own")
         p.add_argument("--split", choices=SPLITS, default="val",
@@ -63,8 +65,8 @@ def _filters(kinds: Any) -> None:
                          description="The kernels of one conv layer: the first layer of an RGB network in colour, "
                          "deeper layers as one strip per filter (a slice per input channel).")
     _common(p)
-    p.add_argument("--layer", type=int, default=None, help="conv layer index (default: the first conv layer)")
-    p.add_argument("--max", type=int, default=64, dest="max_filters", help="show at most this many filters")
+    p.add_argument("--layer", type=whole(0), default=None, help="conv layer index (default: the first conv layer)")
+    p.add_argument("--max", type=whole(1, 4096), default=64, dest="max_filters", help="show at most this many filters")
     p.set_defaults(func=cmd_filters)
 
 
@@ -74,9 +76,9 @@ def _maps(kinds: Any) -> None:
                          "layer's output shape (the same as in `cnnlab summary`).")
     _common(p)
     p.add_argument("image", help="image file")
-    p.add_argument("--layer", type=int, action="append", default=None,
+    p.add_argument("--layer", type=whole(0), action="append", default=None,
                    help="layer index; repeat for several (default: every conv and pool layer)")
-    p.add_argument("--channels", type=int, default=16, help="channels shown per layer")
+    p.add_argument("--channels", type=whole(1, 4096), default=16, help="channels shown per layer")
     p.set_defaults(func=cmd_maps)
 
 
@@ -87,7 +89,7 @@ def _cam(kinds: Any) -> None:
     _common(p)
     p.add_argument("image", help="image file")
     p.add_argument("--class", dest="target", default=None, help="class name or index (default: the prediction)")
-    p.add_argument("--layer", type=int, default=None, help="conv layer index (default: the last conv layer)")
+    p.add_argument("--layer", type=whole(0), default=None, help="conv layer index (default: the last conv layer)")
     p.set_defaults(func=cmd_cam)
 
 
@@ -113,6 +115,10 @@ def _report(sub: Any) -> None:
 
 def _load(args: argparse.Namespace) -> Any:
     from cnnlab.train import load_run
+    from cnnlab.utils.paths import check_output_file
+
+    if getattr(args, "out", None):
+        check_output_file(args.out, "--out")  # before the run and the data load
 
     return load_run(args.run, args.checkpoint)
 
@@ -197,12 +203,13 @@ def cmd_curves(args: argparse.Namespace) -> int:
 
 
 def _evaluated(args: argparse.Namespace, lang: str) -> tuple[Any, Any, Any]:
-    from cnnlab.evaluate import evaluate
-    from cnnlab.report.source import evaluation_set
+    from cnnlab.data.defaults import EVAL_BATCH_SIZE
+    from cnnlab.inference.dataset import evaluation_set
+    from cnnlab.inference.evaluation import evaluate
 
     run = _load(args)
     images, _label = evaluation_set(run, args.data, args.split, lang, max_images=None)
-    batch = int(getattr(run.config, "eval_batch_size", 256) or 256)
+    batch = int(getattr(run.config, "eval_batch_size", EVAL_BATCH_SIZE) or EVAL_BATCH_SIZE)
     return run, images, evaluate(run, images, batch_size=batch)
 
 
@@ -230,12 +237,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     lang = resolve_lang(args.lang)
     check_not_running(Path(args.run), args.force)
     run = _load(args)
-    images, label = None, ""
+    images, label, split = None, "", "val"
     if args.data is not None or args.split != "val":
-        from cnnlab.report.source import evaluation_set
+        split = args.split if args.split in ("val", "test", "train") else "other"
+        from cnnlab.inference.dataset import evaluation_set
 
         images, label = evaluation_set(run, args.data, args.split, lang)
-    path = write_report(run, data=images, data_label=label, lang=lang, out=args.out, force=args.force)
+    path = write_report(run, data=images, data_label=label, lang=lang, out=args.out, force=args.force,
+                        split=split)
     size = path.stat().st_size
     print(f"{path}  ({size / 1e6:.2f} MB)")
     return 0

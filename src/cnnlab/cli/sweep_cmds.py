@@ -14,6 +14,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cnnlab.cli.help import LANG_HELP, HelpFormatter
+from cnnlab.cli.options import count, fraction, seed, whole
+from cnnlab.data import defaults
+
 EPILOG = """\
 values (-p NAME=VALUES, repeatable; NAME is a training option or layers.<i>.<key>):
   lr=0.001,0.01        a list (a grid axis)          lr=log:1e-4..1e-1     a log range (random/tpe)
@@ -41,26 +45,26 @@ def register(subparsers: Any) -> None:
                                      "e.g. postgresql://user:pw@host/db; or set CNNLAB_SWEEP_STORAGE")
     p.add_argument("--join", "--resume", dest="join", metavar="SWEEP",
                    help="add workers to an existing sweep (a killed one resumes; finished trials are never rerun)")
-    p.add_argument("--workers", type=int, default=1, help="trials at once on this machine (the cores are split)")
-    p.add_argument("--trials", type=int, help="number of trials (random/tpe; a grid runs every point)")
+    p.add_argument("--workers", type=whole(1, 256), default=1, help="trials at once on this machine (the cores are split)")
+    p.add_argument("--trials", type=count, help="number of trials (random/tpe; a grid runs every point)")
     p.add_argument("--sampler", choices=("grid", "random", "tpe"),
                    help="default: grid when every option is a list of values, else tpe")
     p.add_argument("--prune", action="store_true", help="stop trials below the median after an epoch (median pruner)")
-    p.add_argument("--val-split", type=float, default=0.1, help="validation fraction (ranks the trials)")
-    p.add_argument("--test-split", type=float, default=0.1,
+    p.add_argument("--val-split", type=fraction, default=defaults.VAL_SPLIT, help="validation fraction (ranks the trials)")
+    p.add_argument("--test-split", type=fraction, default=0.1,
                    help="held-out fraction, used once for the winner (named datasets use their test set)")
-    p.add_argument("--limit", type=int, help="at most this many images per split (quick sweeps)")
-    p.add_argument("--seed", type=int, default=0, help="data split and weight initialisation seed (same for all trials)")
+    p.add_argument("--limit", type=count, help="at most this many images per split (quick sweeps)")
+    p.add_argument("--seed", type=seed, default=defaults.SEED, help="data split and weight initialisation seed (same for all trials)")
     p.add_argument("--x", help="report: heat map x option (default lr, or the first option)")
     p.add_argument("--y", help="report: heat map y option (default batch_size, or the second option)")
-    p.add_argument("--lang", help="message language: en or pt (default: from CNNLAB_LANG / LANG)")
+    p.add_argument("--lang", default=None, help=LANG_HELP)
     p.add_argument("--quiet", action="store_true", help="no table while the sweep runs")
     p.add_argument("--no-report", dest="report", action="store_false", help="do not write report.html at the end")
     p.add_argument("--dry-run", action="store_true", help="check the spec, data options and space; run nothing")
     p.set_defaults(func=run)
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+class _Formatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
     pass
 
 

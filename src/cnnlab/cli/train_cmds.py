@@ -1,4 +1,4 @@
-"""``cnnlab train`` and ``cnnlab demo``: thin shells over ``cnnlab.train.train`` and ``cnnlab.demo.run_demo``.
+"""``cnnlab train`` and ``cnnlab demo``: thin shells over ``cnnlab.workflows.train`` and ``cnnlab.workflows.demo.run_demo``.
 
     cnnlab train lenet5 --data mnist --epochs 10 --out runs/lenet
     cnnlab train runs/lenet --resume
@@ -15,6 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import TYPE_CHECKING, Any
+
+from cnnlab.cli.help import LANG_HELP, HelpFormatter
+from cnnlab.cli.options import TRAIN_TYPES, count, whole
+from cnnlab.data import defaults
 
 if TYPE_CHECKING:
     from cnnlab.train.config import TrainConfig
@@ -33,10 +37,10 @@ FIELDS: tuple[tuple[str, type, object], ...] = (
     ("augment", bool, True),
     ("translate", int, None),
     ("hflip", bool, None),
-    ("val_split", float, 0.1),
-    ("resize", str, "crop"),
+    ("val_split", float, defaults.VAL_SPLIT),
+    ("resize", str, defaults.RESIZE),
     ("strict", bool, False),
-    ("seed", int, 0),
+    ("seed", int, defaults.SEED),
     ("device", str, "auto"),
     ("precision", str, "fp32"),
     ("channels_last", bool, None),
@@ -44,10 +48,13 @@ FIELDS: tuple[tuple[str, type, object], ...] = (
     ("sync_bn", bool, False),
     ("patience", int, None),
     ("threads", int, None),
-    ("eval_batch_size", int, 512),
+    ("eval_batch_size", int, defaults.EVAL_BATCH_SIZE),
     ("checkpoint_minutes", float, 5.0),
     ("checkpoint_steps", int, 0),
     ("max_steps_per_epoch", int, None),
+    ("init_from", str, None),
+    ("freeze_epochs", int, None),
+    ("lr_ratio", float, None),
 )
 
 # option -> help text; the default shown is TrainConfig's (flags default to "not given")
@@ -79,6 +86,11 @@ _HELP = {
     "checkpoint_minutes": "save a resumable checkpoint at least this often inside long epochs",
     "checkpoint_steps": "also save one every N steps (0: off)",
     "max_steps_per_epoch": "cut each epoch to at most N steps (smoke tests)",
+    "init_from": "start from weights: a run folder, a .safetensors / state-dict file, or a named set "
+                 "such as resnet18:imagenet (the head is replaced when the class count differs)",
+    "freeze_epochs": "fine-tuning: train only the head for N epochs, then every layer (None: 1 with --init-from, else 0)",
+    "lr_ratio": "discriminative learning rates: the first layer's LR as a fraction of the head's, "
+                "geometric in between (None: 0.1 with --init-from, else 1)",
 }
 # the values of the enums Optimizer, Schedule, Device, Precision and Resize (checked by a test)
 _CHOICES: dict[str, list[str]] = {
@@ -88,14 +100,7 @@ _CHOICES: dict[str, list[str]] = {
 }
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except where the help already says it or there is none (None/False)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
-        if "default:" in text or action.default in (None, False):
-            return text
-        return super()._get_help_string(action)
+_Formatter = HelpFormatter
 
 
 def register(sub: Any) -> None:
@@ -111,18 +116,20 @@ def register(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the resolved options and exit")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
-    p.add_argument("--devices", type=int, default=1, help="train on N local processes (torchrun)")
-    p.add_argument("--lang", help="message language: en or pt (default: from CNNLAB_LANG / LANG)")
+    p.add_argument("--force", action="store_true",
+                   help="train even when the memory estimate says the run does not fit in RAM / GPU memory")
+    p.add_argument("--devices", type=whole(1, 1024), default=1, help="train on N local processes (torchrun)")
+    p.add_argument("--lang", default=None, help=LANG_HELP)
     add_config_flags(p)
     p.set_defaults(func=_train)
 
     d = sub.add_parser("demo", help="the whole path on the bundled MNIST sample, offline (~1 minute)",
                        formatter_class=_Formatter)
     d.add_argument("--out", default=None, help="run folder (default: runs/demo, numbered when taken)")
-    d.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo recipe's)")
+    d.add_argument("--epochs", type=count, default=None, help="training epochs (default: the demo recipe's)")
     d.add_argument("--quiet", action="store_true", help="no progress bars (the summary and results still print)")
-    d.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
-    d.add_argument("--lang", help="message language: en or pt")
+    d.add_argument("--threads", type=TRAIN_TYPES["threads"], default=None, help="CPU threads (default: one per core)")
+    d.add_argument("--lang", default=None, help=LANG_HELP)
     d.set_defaults(func=_demo)
 
 
@@ -131,11 +138,13 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("training options")
     for name, kind, default in FIELDS:
         flag = "--" + name.replace("_", "-")
-        help_text = f"{_HELP.get(name, name)} (default: {default})"
+        text = _HELP.get(name, name)
+        shown = "off" if default is None and "(None:" not in text else default
+        help_text = text if shown is None else f"{text} (default: {shown})"
         if kind is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
             continue
-        group.add_argument(flag, type=kind, default=argparse.SUPPRESS, choices=_CHOICES.get(name),
+        group.add_argument(flag, type=TRAIN_TYPES.get(name, kind), default=argparse.SUPPRESS, choices=_CHOICES.get(name),
                            metavar=None if name in _CHOICES else name.upper(), help=help_text)
 
 
@@ -150,14 +159,18 @@ def _train(args: argparse.Namespace) -> int:
         return launch(sys.argv[1:], args.devices)
     from cnnlab.train.config import TrainConfig
 
+    if args.out is not None and not args.dry_run:
+        from cnnlab.utils.paths import check_output_folder
+
+        check_output_folder(args.out, "--out")
     config = TrainConfig.from_yaml(args.config) if args.config else None
     overrides = config_overrides(args)
     if args.dry_run:
         return _dry_run(args, config, overrides)
-    from cnnlab.train import train
+    from cnnlab.workflows import train
 
     train(args.spec, args.data, config, out=args.out, resume=args.resume, quiet=args.quiet,
-          lang=args.lang, report=not args.no_report, **overrides)
+          lang=args.lang, report=not args.no_report, force=args.force, **overrides)
     return 0
 
 
@@ -168,7 +181,11 @@ def _dry_run(args: argparse.Namespace, config: TrainConfig | None, overrides: di
     if args.resume:
         from pathlib import Path
 
-        resolved = TrainConfig.from_yaml(Path(args.spec) / "config.yaml").replace(**overrides)
+        from cnnlab.train.api import refuse_config_changes
+
+        stored = TrainConfig.from_yaml(Path(args.spec) / "config.yaml")
+        refuse_config_changes(Path(args.spec), stored, overrides)  # what --resume itself would refuse
+        resolved = stored.replace(**overrides)
         print(f"# resume {args.spec}")
         print(resolved.to_yaml(), end="")
         return 0
@@ -180,7 +197,7 @@ def _dry_run(args: argparse.Namespace, config: TrainConfig | None, overrides: di
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from cnnlab.demo import run_demo
+    from cnnlab.workflows.demo import run_demo
 
     run_demo(out=args.out, epochs=args.epochs, quiet=args.quiet, lang=args.lang, threads=args.threads)
     return 0

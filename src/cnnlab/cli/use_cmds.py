@@ -11,20 +11,18 @@ Registration imports neither torch nor matplotlib; the handlers do, when they ru
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-from cnnlab.errors import CnnlabError, RunError
+from cnnlab.cli.help import LANG_HELP, HelpFormatter
+from cnnlab.cli.options import count, number, seed, whole
+from cnnlab.data import defaults
+from cnnlab.errors import CnnlabError
 from cnnlab.i18n import resolve_lang, tr
+from cnnlab.utils.paths import check_output_file
 
-
-class _FMT(argparse.ArgumentDefaultsHelpFormatter):
-    """Show defaults in --help, except ``None`` ("decided elsewhere": the help text says by what)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or isinstance(action.default, bool):
-            return action.help
-        return super()._get_help_string(action)
+_FMT = HelpFormatter
 
 
 OUTPUT_FORMATS = ("table", "json", "csv")
@@ -44,7 +42,7 @@ def _common(p: argparse.ArgumentParser, *, checkpoint: bool = True, formats: tup
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     if formats:
         p.add_argument("--format", choices=formats, default="table", dest="output", help="output format")
-    p.add_argument("--lang", default=None, help="message language: en or pt (default: from CNNLAB_LANG, LC_ALL or LANG, else en)")
+    p.add_argument("--lang", default=None, help=LANG_HELP)
 
 
 def _register_evaluate(sub: Any) -> None:
@@ -57,10 +55,10 @@ def _register_evaluate(sub: Any) -> None:
     p.add_argument("--split", choices=("auto", "test", "val", "train", "all"), default="auto",
                    help="which split; auto = the test split if the source has one, else the run's held-out "
                    "validation split (its own source) or all images (another source); all = train + val")
-    p.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
-    p.add_argument("--top-k", type=int, nargs="+", default=[1, 3, 5], help="k values for top-k accuracy")
-    p.add_argument("--worst", type=int, default=10, help="how many highest-loss examples to list")
-    p.add_argument("--confused", type=int, default=10, help="how many most-confused pairs to list")
+    p.add_argument("--batch-size", type=count, default=defaults.EVAL_BATCH_SIZE, help="images per forward pass")
+    p.add_argument("--top-k", type=count, nargs="+", default=[1, 3, 5], help="k values for top-k accuracy")
+    p.add_argument("--worst", type=whole(0), default=10, help="how many highest-loss examples to list")
+    p.add_argument("--confused", type=whole(0), default=10, help="how many most-confused pairs to list")
     p.add_argument("--samples", default=None, metavar="CSV",
                    help="also write every sample's outcome (source, true, predicted, confidence, loss) to this CSV")
     _common(p)
@@ -74,8 +72,8 @@ def _register_predict(sub: Any) -> None:
                        "0 all predicted, 1 some inputs failed, 2 bad arguments or run.")
     p.add_argument("run", help="run folder written by `cnnlab train`")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or globs")
-    p.add_argument("--top-k", type=int, default=3, help="how many classes to show per image")
-    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    p.add_argument("--top-k", type=count, default=3, help="how many classes to show per image")
+    p.add_argument("--batch-size", type=count, default=64, help="images per forward pass")
     _common(p)
     p.set_defaults(func=cmd_predict)
 
@@ -89,10 +87,10 @@ def _register_export(sub: Any) -> None:
     p.add_argument("run", help="run folder written by `cnnlab train`")
     p.add_argument("--format", choices=("onnx",), default="onnx", dest="model_format", help="model format")
     p.add_argument("--out", default=None, help="output file (default: RUN/model.onnx)")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset version")
+    p.add_argument("--opset", type=whole(7, 99), default=18, help="ONNX opset version")
     p.add_argument("--exporter", choices=("auto", "dynamo", "legacy"), default="auto",
                    help="torch.onnx path: dynamo (torch.export), legacy (TorchScript), auto = dynamo then legacy")
-    p.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |onnxruntime - PyTorch|")
+    p.add_argument("--tolerance", type=number(0, lo_open=True), default=1e-4, help="largest allowed |onnxruntime - PyTorch|")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison (not recommended)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     _common(p, formats=())
@@ -108,13 +106,14 @@ def _register_lr_find(sub: Any) -> None:
     p.add_argument("--data", default=None, help="data source; required for a spec, default for a run: its own")
     p.add_argument("--config", default=None, help="training config YAML (optimizer, weight decay, batch size...)")
     p.add_argument("--optimizer", choices=("adamw", "sgd"), default=None, help="default: the config's (adamw)")
-    p.add_argument("--weight-decay", type=float, default=None, help="default: the config's")
-    p.add_argument("--batch-size", type=int, default=None, help="default: the config's (128)")
-    p.add_argument("--start-lr", type=float, default=1e-7, help="first learning rate")
-    p.add_argument("--end-lr", type=float, default=10.0, help="last learning rate")
-    p.add_argument("--iters", type=int, default=100, help="number of steps (mini-batches)")
-    p.add_argument("--seed", type=int, default=0, help="seed for initial weights and batch order")
+    p.add_argument("--weight-decay", type=number(0), default=None, help="default: the config's")
+    p.add_argument("--batch-size", type=count, default=None, help="default: the config's (128)")
+    p.add_argument("--start-lr", type=number(0, lo_open=True), default=1e-7, help="first learning rate")
+    p.add_argument("--end-lr", type=number(0, lo_open=True), default=10.0, help="last learning rate")
+    p.add_argument("--iters", type=whole(2, 1_000_000), default=100, help="number of steps (mini-batches), at least 2")
+    p.add_argument("--seed", type=seed, default=0, help="seed for initial weights and batch order")
     p.add_argument("--plot", default=None, help="PNG path (default: lr-find-<name>.png in the current folder)")
+    p.add_argument("--force", action="store_true", help="run even when the memory estimate says it does not fit")
     _common(p, checkpoint=False, formats=("table", "json"))
     p.set_defaults(func=cmd_lr_find)
 
@@ -126,70 +125,51 @@ def _load(args: argparse.Namespace) -> Any:
     from cnnlab.distributed import resolve_device
     from cnnlab.train import load_run
 
-    path = Path(args.run)
-    if path.is_file():
-        from cnnlab.train.checkpoint import refuse_pickle
-
-        refuse_pickle(path)  # a torch.save/pickle file: refused, with the reason
-        raise RunError(f"{path} is a file; pass the run folder that `cnnlab train` wrote (it holds config.yaml "
-                       "and checkpoints/), not a single checkpoint file")
-    return load_run(path, which=getattr(args, "checkpoint", "best"), device=resolve_device(args.device))
+    return load_run(Path(args.run), which=getattr(args, "checkpoint", "best"), device=resolve_device(args.device))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.cli.use_render import render_evaluation
-    from cnnlab.evaluate import evaluate
+    from cnnlab.inference.dataset import resolve_split
+    from cnnlab.inference.evaluation import evaluate
 
     lang = resolve_lang(args.lang)
+    if args.samples:
+        check_output_file(args.samples, "--samples")
     run = _load(args)
-    imageset, source, split = _eval_data(run, args.data, args.split, quiet=args.output != "table")
+    imageset, source, split = resolve_split(run, args.data, args.split, progress=args.output == "table")
     result = evaluate(run, imageset, batch_size=args.batch_size, top_k=args.top_k)
     meta = {"run": str(run.path), "checkpoint": run.which, "data": source, "split": split}
+    if split in ("all", "train"):
+        from cnnlab.inference.dataset import training_overlap
+
+        meta["training_images"] = training_overlap(run, imageset)
+        if meta["training_images"]:
+            print(tr("use.eval.includes_training", lang, n=meta["training_images"]), file=sys.stderr)
     render_evaluation(result, meta, args.output, lang=lang, worst=args.worst, confused=args.confused)
     if args.samples:
         result.write_samples_csv(args.samples)
     return 0
 
 
-def _eval_data(run: Any, data: str | None, split: str, *, quiet: bool) -> tuple[Any, str, str]:
-    """Load the data the way training split it and pick a split.
-
-    ``auto``: the test split when the source has one; else, for the run's own source, the
-    held-out validation split; for any other source (never seen in training), all of it.
-    """
-    from cnnlab.data import load_data
-
-    source = data if data is not None else run.data.get("source")
-    if not isinstance(source, str) or not source:
-        raise CnnlabError(f"{run.path}/data.json names no loadable data source; pass --data SOURCE")
-    bundle = load_data(source, tuple(run.input_shape), val_split=run.config.val_split, seed=run.config.seed,
-                       resize=run.resize, progress=not quiet)
-    if split == "auto":
-        own = source == run.data.get("source")
-        split = "test" if bundle.test is not None and len(bundle.test.labels) else ("val" if own else "all")
-    imageset = _join(bundle.train, bundle.val) if split == "all" else getattr(bundle, split)
-    if imageset is None or len(imageset.labels) == 0:
-        have = [s for s in ("train", "val", "test") if getattr(bundle, s) is not None and len(getattr(bundle, s).labels)]
-        raise CnnlabError(f"data source {source!r} has no {split} split; use --split {' or '.join(have + ['all'])}")
-    return imageset, source, split
-
-
-def _join(a: Any, b: Any) -> Any:
-    """One ImageSet holding the images of ``a`` then ``b`` (same classes)."""
-    import numpy as np
-
-    from cnnlab.data import ImageSet
-
-    return ImageSet(images=np.concatenate([a.images, b.images]), labels=np.concatenate([a.labels, b.labels]),
-                    classes=list(a.classes), sources=list(a.sources) + list(b.sources))
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     from cnnlab.cli.use_render import render_predictions
-    from cnnlab.predict import predict
+    from cnnlab.inference.prediction import predict
 
     lang = resolve_lang(args.lang)
+    for name, value in (("top_k", args.top_k), ("batch_size", args.batch_size)):
+        if value < 1:
+            raise CnnlabError(tr(f"use.err.{name}", lang, value=value))
     run = _load(args)
+    if args.output == "table":
+        import sys
+
+        from cnnlab.data.notices import file_notices
+        from cnnlab.inference.prediction import expand_inputs
+
+        files = [path for path, error in expand_inputs(args.inputs) if error is None]
+        for line in file_notices(files, tuple(run.input_shape), run.resize, lang):  # e.g. photos read as grey
+            print(line, file=sys.stderr)
     results = predict(run, args.inputs, top_k=args.top_k, batch_size=args.batch_size)
     render_predictions(results, args.output, top_k=min(args.top_k, len(run.classes)), lang=lang)
     return 0 if all(r.ok for r in results) else 1
@@ -197,10 +177,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from cnnlab.cli.use_render import render_export
-    from cnnlab.export import export, require_onnx
+    from cnnlab.inference.export_onnx import export, require_onnx
 
     lang = resolve_lang(args.lang)
     require_onnx()  # say what to install before loading anything
+    if args.out:
+        check_output_file(args.out, "--out")
     run = _load(args)
     result = export(run, args.out, format=args.model_format, exporter=args.exporter, opset=args.opset,
                     check=not args.no_check, tolerance=args.tolerance)
@@ -210,9 +192,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
     from cnnlab.cli.use_render import render_lr_find
-    from cnnlab.lr_find import lr_find
+    from cnnlab.train.lr_find import lr_find
 
     lang = resolve_lang(args.lang)
+    if args.plot:
+        check_output_file(args.plot, "--plot")
     model, config, source, name = _lr_target(args)
     if source is None:
         raise CnnlabError(f"lr-find on a spec needs training images: add --data SOURCE (e.g. --data mnist "
@@ -227,7 +211,9 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
                      num_iter=args.iters, batch_size=args.batch_size, seed=args.seed,
                      device=resolve_device(args.device))
     plot = Path(args.plot) if args.plot else Path(f"lr-find-{_safe(name)}.png")
-    result.plot(plot, title=tr("use.lr.plot.title_for", lang, name=name), lang=lang)
+    from cnnlab.visualize.lr_find import plot_lr_find
+
+    plot_lr_find(result, plot, title=tr("use.lr.plot.title_for", lang, name=name), lang=lang)
     render_lr_find(result, plot, args.output, lang=lang)
     return 0
 
@@ -256,6 +242,12 @@ def _lr_target(args: argparse.Namespace) -> tuple[_Target, Any, str | None, str]
 
     spec = load_spec(args.target)
     config = (TrainConfig.from_yaml(args.config) if args.config else TrainConfig()).replace(**overrides)
+    from cnnlab.analysis import analyze
+    from cnnlab.distributed import resolve_device
+    from cnnlab.train.limits import check_fits
+
+    check_fits(analyze(spec), args.batch_size or config.batch_size, resolve_device(args.device),
+               force=args.force)  # before build allocates the weights
     torch.manual_seed(config.seed)  # the same initial weights `cnnlab train --seed` starts from
     return _Target(build(spec), spec.input), config, args.data, spec.name
 

@@ -17,13 +17,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from cnnlab.i18n import tr
+from cnnlab.i18n import decimal, integer, percent, tr
+from cnnlab.inference.messages import localize
+from cnnlab.utils.paths import shorten_middle, shown
 
 if TYPE_CHECKING:
-    from cnnlab.evaluate import EvalResult
-    from cnnlab.export import ExportResult
-    from cnnlab.lr_find import LRFindResult
-    from cnnlab.predict import Prediction
+    from cnnlab.inference.evaluation import EvalResult
+    from cnnlab.inference.export_onnx import ExportResult
+    from cnnlab.inference.prediction import Prediction
+    from cnnlab.train.lr_find import LRFindResult
 
 MAX_CONFUSION_CLASSES = 20  # wider matrices do not fit a terminal; JSON always has the full matrix
 
@@ -32,8 +34,8 @@ def _console() -> Console:
     return Console(highlight=False, soft_wrap=True)  # plain lines: never hard-wrapped mid-number
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.2f} %"
+def _pct(value: float, lang: str = "en") -> str:
+    return percent(value, lang)
 
 
 def _json(payload: Any) -> None:
@@ -57,10 +59,14 @@ def render_evaluation(res: EvalResult, meta: dict[str, Any], fmt: str, *, lang: 
         return
     con = _console()
     con.print(tr("use.eval.header", lang, run=meta["run"], checkpoint=meta["checkpoint"], data=meta["data"],
-                 split=meta["split"], n=f"{res.n:,}"))
-    tops = "  ".join(f"top-{k} {_pct(v)}" for k, v in sorted(res.top_k.items()) if k > 1)
-    con.print(tr("use.eval.summary", lang, accuracy=_pct(res.accuracy), loss=f"{res.loss:.4f}") + ("  " + tops if tops else ""))
+                 split=meta["split"], n=integer(res.n, lang)))
+    tops = "  ".join(f"top-{k} {_pct(v, lang)}" for k, v in sorted(res.top_k.items()) if k > 1)
+    con.print(tr("use.eval.summary", lang, accuracy=_pct(res.accuracy, lang), loss=decimal(res.loss, lang, 4)) + ("  " + tops if tops else ""))
     con.print(_per_class_table(res, lang))
+    from cnnlab.inference.evaluation import absent_classes
+
+    if absent_classes(res.per_class):
+        con.print(tr("use.eval.absent", lang, names=", ".join(absent_classes(res.per_class))))
     con.print(_confusion_table(res, lang))
     pairs = res.most_confused(confused)
     if pairs:
@@ -72,20 +78,20 @@ def render_evaluation(res: EvalResult, meta: dict[str, Any], fmt: str, *, lang: 
 
 
 def _per_class_table(res: EvalResult, lang: str) -> Table:
-    from cnnlab.evaluate import averages
+    from cnnlab.inference.evaluation import averages
 
     table = Table(title=tr("use.eval.per_class", lang), title_justify="left")
     for col in ("class", "precision", "recall", "f1", "support"):
         table.add_column(tr(f"use.col.{col}", lang), justify="left" if col == "class" else "right")
     for row in res.per_class:
-        table.add_row(row["name"], f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}",
-                      f"{row['support']:,}")
+        table.add_row(row["name"], decimal(row["precision"], lang, 3), decimal(row["recall"], lang, 3), decimal(row["f1"], lang, 3),
+                      integer(row["support"], lang))
     avg = averages(res.per_class)
     table.add_section()
     for kind in ("macro", "weighted"):
         a = avg[kind]
-        table.add_row(tr(f"use.eval.{kind}", lang), f"{a['precision']:.3f}", f"{a['recall']:.3f}",
-                      f"{a['f1']:.3f}", f"{res.n:,}")
+        table.add_row(tr(f"use.eval.{kind}", lang), decimal(a["precision"], lang, 3), decimal(a["recall"], lang, 3),
+                      decimal(a["f1"], lang, 3), integer(res.n, lang))
     return table
 
 
@@ -109,11 +115,23 @@ def _confusion_table(res: EvalResult, lang: str) -> Table | Text:
 
 def _worst_table(res: EvalResult, n: int, lang: str) -> Table:
     table = Table(title=tr("use.eval.worst", lang, n=n), title_justify="left")
-    for col in ("index", "source", "true", "predicted", "confidence", "loss"):
-        table.add_column(tr(f"use.col.{col}", lang), justify="right" if col in ("index", "confidence", "loss") else "left")
-    for s in res.highest_loss(n):
-        table.add_row(str(s["index"]), s["source"], s["true"], s["predicted"], _pct(s["confidence"]), f"{s['loss']:.3f}")
+    cols = ("index", "source", "true", "predicted", "confidence", "loss")
+    for col in cols:
+        table.add_column(tr(f"use.col.{col}", lang), justify="right" if col in ("index", "confidence", "loss") else "left",
+                         no_wrap=col == "source")
+    rows = [[str(s["index"]), shown(s["source"]), s["true"], s["predicted"], _pct(s["confidence"], lang), decimal(s["loss"], lang, 3)]
+            for s in res.highest_loss(n)]
+    for row in _fit_column(rows, 1, [tr(f"use.col.{c}", lang) for c in cols]):
+        table.add_row(*row)
     return table
+
+
+def _fit_column(rows: list[list[str]], col: int, headers: list[str]) -> list[list[str]]:
+    """Shorten column ``col`` (a path) in the middle so the table fits the terminal: the file name stays."""
+    width = _console().width
+    others = sum(min(40, max([len(headers[i])] + [len(r[i]) for r in rows])) for i in range(len(headers)) if i != col)
+    room = max(16, width - others - 3 * len(headers) - 1)  # rich's box: "│ " + " │ " between + " │"
+    return [[shorten_middle(c, room) if i == col else c for i, c in enumerate(r)] for r in rows]
 
 
 # ---------------------------------------------------------------- predict
@@ -140,16 +158,24 @@ def render_predictions(results: list[Prediction], fmt: str, *, top_k: int, lang:
     table.add_column(tr("use.col.source", lang), no_wrap=True)
     table.add_column(tr("use.col.predicted", lang))
     table.add_column(tr("use.col.probability", lang), justify="right")
-    if top_k > 1:
-        table.add_column(tr("use.col.next", lang))
+    wide = top_k > 1 or any(not r.ok for r in results)  # a failed file's reason needs the fourth column
+    cols = ("source", "predicted", "probability", "next" if top_k > 1 else "detail")[: 4 if wide else 3]
+    if wide:
+        table.add_column(tr(f"use.col.{cols[3]}", lang))
+    plain = [[shown(r.source), r.label or tr("use.predict.error", lang), _pct(r.probability or 0.0, lang),
+              ", ".join(f"{c} {_pct(p, lang)}" for c, p in r.top[1:]) if r.ok else localize(r.error, lang)][: len(cols)]
+             for r in results]
+    fitted = _fit_column(plain, 0, [tr(f"use.col.{c}", lang) for c in cols])
+    short = {r.source: row[0] for r, row in zip(results, fitted, strict=True)}
     for r in results:
         row: list[Any]
         if not r.ok:
-            row = [r.source, Text(tr("use.predict.error", lang), style="bold red"), "", Text(r.error or "", style="red")]
+            row = [short[r.source], Text(tr("use.predict.error", lang), style="bold red"), "",
+                   Text(localize(r.error, lang), style="red")]
         else:
-            rest = ", ".join(f"{c} {_pct(p)}" for c, p in r.top[1:])
-            row = [r.source, Text(r.label or "", style="bold"), _pct(r.probability or 0.0), rest]
-        table.add_row(*row[: 4 if top_k > 1 else 3])
+            rest = ", ".join(f"{c} {_pct(p, lang)}" for c, p in r.top[1:])
+            row = [short[r.source], Text(r.label or "", style="bold"), _pct(r.probability or 0.0, lang), rest]
+        table.add_row(*row[: len(cols)])
     con.print(table)
     failed = sum(not r.ok for r in results)
     con.print(tr("use.predict.summary", lang, ok=len(results) - failed, failed=failed))

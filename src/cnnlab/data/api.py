@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.data import defaults
 from cnnlab.data.arrays import conform
 from cnnlab.data.progress import ProgressFn
 from cnnlab.data.raw import RawData, RawSplit
@@ -19,14 +20,16 @@ from cnnlab.data.split import check_fraction, stratified_split
 from cnnlab.data.stats import channel_stats
 from cnnlab.data.types import DataBundle, ImageSet, Resize
 from cnnlab.errors import DataError
+from cnnlab.utils.paths import missing_path_hint
 
 SAMPLE_SPLIT = (0.1, 0.1)  # the bundled sample: 80 / 10 / 10 ...
 SAMPLE_SEED = 0  # ... always drawn with this seed, so its test digits never depend on a run's seed
 FEW_IMAGES = 5  # a class with fewer training images than this gets a warning
 
 
-def load_data(source: str | os.PathLike[str], input_shape: tuple[int, int, int] | list[int], *,
-              val_split: float = 0.2, test_split: float = 0.0, seed: int = 0, resize: str | Resize = "crop",
+def load_data(source: str | os.PathLike[str], input_shape: tuple[int, int, int] | list[int] | None = None, *,
+              val_split: float = defaults.VAL_SPLIT, test_split: float = defaults.TEST_SPLIT,
+              seed: int = defaults.SEED, resize: str | Resize = defaults.RESIZE,
               strict: bool = False, cache_dir: str | os.PathLike[str] | bool | None = None,
               progress: bool | ProgressFn | None = True, download: bool = True) -> DataBundle:
     """Load ``source`` as uint8 ``(N, C, H, W)`` splits shaped to ``input_shape`` = (C, H, W).
@@ -35,12 +38,18 @@ def load_data(source: str | os.PathLike[str], input_shape: tuple[int, int, int] 
     a named dataset's official test set as ``test`` with ``val`` taken from train; otherwise a
     stratified split (``val_split``, ``test_split``, ``seed``). ``mean``/``std`` come from train.
     Unreadable files are skipped and listed in ``bundle.skipped`` (``strict=True``: an error).
+    Without ``input_shape`` (just looking at a data set) images keep the shape the source has by
+    itself: MNIST 1×28×28, CIFAR 3×32×32, a folder's typical size (``cnnlab.data.natural``).
     """
-    shape = check_shape(input_shape)
+    from cnnlab.data.natural import files_shape, stored_shape
+
+    shape = check_shape(input_shape) if input_shape is not None else files_shape(source)
     policy = Resize.parse(resize)
     check_fraction("val_split", val_split)
     check_fraction("test_split", test_split)
-    raw = read_source(source, shape, policy.value, cache_dir=cache_dir, progress=progress, download=download)
+    raw = read_source(source, shape or (1, 1, 1), policy.value, cache_dir=cache_dir, progress=progress,
+                      download=download)
+    shape = shape or stored_shape(raw)
     if strict and raw.skipped:
         listed = "; ".join(f"{p}: {r}" for p, r in raw.skipped[:10])
         more = f" (and {len(raw.skipped) - 10} more)" if len(raw.skipped) > 10 else ""
@@ -117,7 +126,7 @@ def read_source(source: str | os.PathLike[str], shape: tuple[int, int, int], res
         return load_named(ds, download=download, progress=progress)
     if not path.exists():
         if os.sep in text or "." in Path(text).name:
-            raise DataError(f"data path '{text}' does not exist; check the spelling or give a dataset name ({', '.join(named.ALL_NAMES)})")
+            raise DataError(f"data path '{text}' does not exist{missing_path_hint(text)}; check the spelling or give a dataset name ({', '.join(named.ALL_NAMES)})")
         raise named.unknown_source(text)
     return _read_path(path, shape, resize, cache, progress)
 
@@ -245,3 +254,15 @@ def class_warnings(bundle: DataBundle) -> list[str]:
     if len(bundle.val) == 0:
         out.append("the validation split is empty; give more images or a larger val_split")
     return out
+
+
+def native_shape(source: str | os.PathLike[str]) -> tuple[int, int, int] | None:
+    """The typical ``(C, H, W)`` of any source: file headers for folders and CSVs, the stored arrays
+    for IDX, CIFAR and named sets (read from disk only: never downloads)."""
+    from cnnlab.data.natural import files_shape, stored_shape
+
+    found = files_shape(source)
+    if found is not None:
+        return found
+    raw = read_source(source, (1, 1, 1), "crop", cache_dir=None, progress=False, download=False)
+    return stored_shape(raw)

@@ -45,6 +45,17 @@ def conform(images: np.ndarray, input_shape: tuple[int, int, int], resize: str |
     return out
 
 
+def grey(images: np.ndarray) -> np.ndarray:
+    """uint8 RGB ``(N, 3, H, W)`` -> ``(N, 1, H, W)`` exactly as Pillow's ``convert("L")`` (the decoder's path).
+
+    ITU-R 601-2 luma in Pillow's 16-bit fixed point (``libImaging/Convert.c``, ``L24``), so arrays
+    (IDX, CIFAR) and decoded image files of the same pixels give the same grey values.
+    """
+    rgb = images.astype(np.uint32)
+    luma = (rgb[:, 0] * 19595 + rgb[:, 1] * 38470 + rgb[:, 2] * 7471 + 0x8000) >> 16  # (N, H, W)
+    return luma[:, None].astype(np.uint8)
+
+
 def _channels(images: np.ndarray, target: int) -> np.ndarray:
     c = images.shape[1]
     if c == target:
@@ -52,8 +63,5 @@ def _channels(images: np.ndarray, target: int) -> np.ndarray:
     if c == 1 and target == 3:
         return np.ascontiguousarray(np.repeat(images, 3, axis=1))  # grey replicated into R, G, B
     if c == 3 and target == 1:
-        # ITU-R 601-2 luma, the same weights Pillow uses for convert("L")
-        rgb = images.astype(np.uint32)
-        luma = (rgb[:, 0] * 299 + rgb[:, 1] * 587 + rgb[:, 2] * 114 + 500) // 1000
-        return luma[:, None].astype(np.uint8)
+        return grey(images)
     raise ValueError(f"cannot convert {c} channels to {target}")

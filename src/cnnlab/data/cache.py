@@ -3,7 +3,9 @@
 The key is a SHA-256 of the file list with each file's size and mtime, the input shape, the resize
 policy and the decoder version, so touching, adding or removing any file, or asking for another
 shape, decodes again. Both files are written atomically, the ``.json`` last: a cache entry is
-complete exactly when its ``.json`` exists. ``cache_dir=False`` turns the cache off.
+complete exactly when its ``.json`` exists. The ``.json`` carries a BLAKE2b checksum of the ``.npy``
+file, checked before every use: an entry whose bytes changed (even to others of the same size) is
+rebuilt. ``cache_dir=False`` turns the cache off.
 
 Cache folder: ``cache_dir``, else ``$CNNLAB_CACHE``, else ``~/.cache/cnnlab/cache``.
 """
@@ -65,6 +67,13 @@ def cached_decode(paths: list[str], shape: tuple[int, int, int], resize: str, *,
         return result
 
 
+def download_lock(folder: Path) -> contextlib.AbstractContextManager[None]:
+    """An exclusive ``flock`` for downloading into ``folder`` (others wait), kept in the cache folder so
+    that the dataset folder holds only the dataset; no lock where none is possible."""
+    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    return _decode_lock(default_cache_dir(), f"download-{key}")
+
+
 @contextlib.contextmanager
 def _decode_lock(folder: Path, key: str) -> Iterator[None]:
     """An exclusive ``flock`` on ``KEY.lock`` while one process checks the cache and decodes."""
@@ -108,8 +117,10 @@ def _read(folder: Path, key: str, shape: tuple[int, int, int]) -> Decoded | None
         return None
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("checksum") != file_checksum(npy_path):  # damaged or overwritten: decode again
+            return None
         images = np.load(npy_path, mmap_mode="r")
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         return None
     ok = np.asarray(meta.get("ok", []), np.int64)
     if images.dtype != np.uint8 or tuple(images.shape[1:]) != tuple(shape) or len(images) != len(ok):
@@ -123,7 +134,7 @@ def _write(folder: Path, key: str, result: Decoded, total: int) -> None:
     with atomic_path(folder / f"{key}.npy") as tmp, open(tmp, "wb") as fh:
         np.save(fh, np.ascontiguousarray(result.images))
     meta = {"total": total, "ok": result.ok.tolist(), "skipped": [list(s) for s in result.skipped],
-            "hashes": result.hashes}
+            "hashes": result.hashes, "checksum": file_checksum(folder / f"{key}.npy")}
     atomic_write_text(folder / f"{key}.json", json.dumps(meta))
 
 
@@ -142,16 +153,27 @@ def cached_array(files: list[str], tag: str, shape: tuple[int, int, int], resize
     key = cache_key(files, shape, resize, extra=tag)
     npy = folder / f"{key}.npy"
     with _decode_lock(folder, key):
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            recorded = json.loads((folder / f"{key}.json").read_text(encoding="utf-8")).get("checksum")
             arr = np.load(npy, mmap_mode="r")
-            if arr.dtype == np.uint8 and tuple(arr.shape[1:]) == tuple(shape):
+            if arr.dtype == np.uint8 and tuple(arr.shape[1:]) == tuple(shape) and recorded == file_checksum(npy):
                 return arr
         result = build()
         with contextlib.suppress(OSError):
             with atomic_path(npy) as tmp, open(tmp, "wb") as fh:
                 np.save(fh, result)
-            atomic_write_text(folder / f"{key}.json", json.dumps({"files": files, "tag": tag, "total": len(result)}))
+            atomic_write_text(folder / f"{key}.json", json.dumps({"files": files, "tag": tag, "total": len(result),
+                                                                  "checksum": file_checksum(npy)}))
         return result
+
+
+def file_checksum(path: Path) -> str:
+    """BLAKE2b of a file's bytes, read in 16 MiB blocks."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 24):
+            h.update(block)
+    return h.hexdigest()
 
 
 def clear_cache(cache_dir: Path | str | None = None) -> tuple[int, int]:

@@ -18,6 +18,10 @@ class RemoteFile:
     raw_md5: str = ""
     size: int = 0
     extract: bool = False  # a .tar.gz whose members are unpacked into the dataset folder
+    sha256_prefix: str = ""  # when set, checked instead of md5 (torch.hub files: leading SHA-256 hex digits)
+
+    def checksum_text(self) -> str:
+        return f"sha256 {self.sha256_prefix}..." if self.sha256_prefix else f"md5 {self.md5}"
 
 
 _MNIST_MIRRORS = (

@@ -16,10 +16,12 @@ with the path and the reason.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
 import re
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,9 @@ IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm"}
 )
 _BACKGROUND = 255  # alpha is composited on white
+# The largest image file read (bytes); $CNNLAB_MAX_IMAGE_BYTES overrides it. An 89-megapixel
+# uncompressed RGBA BMP (the pixel limit above) is 358 MB.
+MAX_IMAGE_BYTES = 384 * 1024 * 1024
 DRAFT_ABOVE = 16_000_000  # JPEGs above 16 megapixels decode at a reduced DCT scale (memory, time)
 
 
@@ -74,16 +79,50 @@ def shape_image(img: Image.Image, shape: tuple[int, int, int], policy: Resize) -
     return np.ascontiguousarray(arr.transpose(2, 0, 1))  # (H, W, 3) -> (3, H, W)
 
 
-def read_file(path: str | os.PathLike[str]) -> bytes:
-    """The bytes of an image file; ``DataError`` for a missing, folder or empty path."""
-    p = Path(path)
-    reason = _precheck(p)
-    if reason:
-        raise DataError(f"cannot read image '{p}': {reason}")
+def max_image_bytes() -> int:
+    """The largest image file read: ``$CNNLAB_MAX_IMAGE_BYTES`` or :data:`MAX_IMAGE_BYTES`."""
+    text = os.environ.get("CNNLAB_MAX_IMAGE_BYTES", "").strip()
+    if not text:
+        return MAX_IMAGE_BYTES
     try:
-        return p.read_bytes()
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise DataError(f"CNNLAB_MAX_IMAGE_BYTES={text!r} is not a positive whole number of bytes; "
+                        f"unset it to use the default {MAX_IMAGE_BYTES:,}")
+    return value
+
+
+def read_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of an image file, read in chunks up to the size cap (:func:`max_image_bytes`).
+
+    ``DataError`` for a missing, folder, empty, non-regular (device, FIFO, socket) or oversized path.
+    """
+    p = Path(path)
+    cap = max_image_bytes()
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
     except OSError as exc:
-        raise DataError(f"cannot read image '{p}': {exc.strerror or exc}") from None
+        raise DataError(f"cannot read image '{p}': {_os_reason(exc)}") from None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        reason = _precheck(st.st_mode, st.st_size, cap)
+        if reason:
+            raise DataError(f"cannot read image '{p}': {reason}")
+        chunks, total = [], 0
+        try:
+            while total <= cap:
+                chunk = fh.read(min(1 << 20, cap + 1 - total))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+        except OSError as exc:
+            raise DataError(f"cannot read image '{p}': {_os_reason(exc)}") from None
+    if total > cap:  # the file grew while being read
+        raise DataError(f"cannot read image '{p}': {_too_large(total, cap)}")
+    return b"".join(chunks)
 
 
 def open_image(path: str | os.PathLike[str], *, target: tuple[int, int] | None = None) -> Image.Image:
@@ -95,6 +134,7 @@ def open_bytes(data: bytes, p: Path, *, target: tuple[int, int] | None = None) -
     """Decode ``data`` (the bytes of ``p``); ``target`` (W, H) lets huge JPEGs decode at reduced scale."""
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's "Truncated File Read" etc.: no noise
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img: Image.Image = Image.open(io.BytesIO(data))
             _check_pixels(img, p)
@@ -119,15 +159,37 @@ def open_bytes(data: bytes, p: Path, *, target: tuple[int, int] | None = None) -
     return img
 
 
-def _precheck(p: Path) -> str:
-    if not p.exists():
-        return "no such file"
-    if p.is_dir():
+def _precheck(mode: int, size: int, cap: int) -> str:
+    if stat.S_ISDIR(mode):
         return "is a folder, expected an image file"
-    size = p.stat().st_size
+    if not stat.S_ISREG(mode):
+        return f"is a {_file_kind(mode)}, not a regular file; only image files are read"
     if size == 0:
         return "empty file (0 bytes)"
+    if size > cap:
+        return _too_large(size, cap)
     return ""
+
+
+def _too_large(size: int, cap: int) -> str:
+    return (f"the file has {size:,} bytes, over the image size limit of {cap:,}; shrink it, or raise the limit "
+            "with CNNLAB_MAX_IMAGE_BYTES=<bytes>")
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"), (stat.S_ISFIFO, "named pipe (FIFO)"),
+             (stat.S_ISSOCK, "socket"))
+    return next((name for test, name in kinds if test(mode)), "special file")
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOENT:
+        return "no such file"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "the path is too long for the filesystem (a name over 255 bytes or a path over 4,096)"
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link loop"
+    return str(exc.strerror or type(exc).__name__)
 
 
 def _check_pixels(img: Image.Image, p: Path) -> None:
@@ -142,13 +204,37 @@ def _bomb_reason(pixels: int, dims: str = "") -> str:
             f"({MAX_PIXELS / 1e6:.0f} megapixels); shrink the image first")
 
 
-def _identify_failure(p: Path, data: bytes) -> str:
+# (leading bytes, what they are): to say what a non-image file is without quoting it
+_SIGNATURES = (
+    (b"\x1f\x8b", "gzip-compressed data"), (b"PK\x03\x04", "a ZIP archive"), (b"%PDF", "a PDF document"),
+    (b"\x7fELF", "an executable (ELF)"), (b"MZ", "a Windows executable"), (b"\x80", "a Python pickle"),
+    (b"BZh", "bzip2-compressed data"), (b"\xfd7zXZ", "xz-compressed data"), (b"7z\xbc\xaf", "a 7-Zip archive"),
+    (b"SQLite format 3", "an SQLite database"), (b"\x00\x00\x08", "an IDX array"),
+)
+
+
+def describe_content(data: bytes) -> str:
+    """What kind of file ``data`` is (text, an archive, ...), never any of its content."""
     head = data[:512]
+    for magic, kind in _SIGNATURES:
+        if head.startswith(magic):
+            return kind
     if head and all(b in b"\t\n\r" or 32 <= b < 127 for b in head):
-        return f"not an image: the file holds text (starts with {head[:24]!r})"
+        return "text"
+    try:
+        head.decode("utf-8")
+        return "text"
+    except UnicodeDecodeError:
+        return "binary data of an unknown kind"
+
+
+def _identify_failure(p: Path, data: bytes) -> str:
+    kind = describe_content(data)
+    if kind == "text":
+        return f"not an image: the file holds text ({len(data):,} bytes)"
     ext = p.suffix.lower()
     if ext in IMAGE_EXTENSIONS:
-        return f"not a valid {ext} image: unknown or corrupt header (first bytes {head[:8].hex(' ')})"
+        return f"not a valid {ext} image: unknown or corrupt header (the file holds {kind}, {len(data):,} bytes)"
     return f"unsupported image format '{ext or 'no extension'}'; use one of {', '.join(sorted(IMAGE_EXTENSIONS))}"
 
 

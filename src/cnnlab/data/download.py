@@ -68,21 +68,26 @@ def ensure_files(ds: NamedDataset, folder: Path, *, download: bool, progress: bo
         return
     if not download:
         raise DataError(offline_message(ds, folder, "downloads are off: --no-download"))
-    problems: list[str] = []
-    for remote in datasets.FILES[ds.name]:
-        dest = folder / remote.name
-        if not dest.exists():
-            try:
-                fetch_any(urls_for(ds.name, remote.name), dest, remote, progress=progress)
-            except FetchError as exc:
-                problems.append(f"{remote.name}: {exc}")
-                if exc.offline:  # no server reachable: do not wait on every other file too
-                    break
-                continue
-        if remote.extract:
-            extract_tar(dest, folder)
-    if problems or not dataset_present(ds, folder):
-        raise DataError(offline_message(ds, folder, "; ".join(problems) or "the downloaded files are incomplete"))
+    from cnnlab.data.cache import download_lock
+
+    with download_lock(folder):  # DDP ranks, parallel runs: one downloads, the others wait
+        if dataset_present(ds, folder):  # another process finished it while this one waited
+            return
+        problems: list[str] = []
+        for remote in datasets.FILES[ds.name]:
+            dest = folder / remote.name
+            if not dest.exists():
+                try:
+                    fetch_any(urls_for(ds.name, remote.name), dest, remote, progress=progress)
+                except FetchError as exc:
+                    problems.append(f"{remote.name}: {exc}")
+                    if exc.offline:  # no server reachable: do not wait on every other file too
+                        break
+                    continue
+            if remote.extract:
+                extract_tar(dest, folder)
+        if problems or not dataset_present(ds, folder):
+            raise DataError(offline_message(ds, folder, "; ".join(problems) or "the downloaded files are incomplete"))
 
 
 def offline_message(ds: NamedDataset, folder: Path, reason: str) -> str:
@@ -165,18 +170,29 @@ def _stream(resp: object, part: Path, have: int, expected: int, progress: bool |
 
 
 def verify_or_remove(path: Path, remote: datasets.RemoteFile) -> None:
-    """Accept ``path`` if its MD5, or its decompressed content's MD5, is the known one."""
-    if md5_file(path) == remote.md5:
+    """Accept ``path`` if its MD5 (or SHA-256 prefix), or its decompressed content's MD5, is the known one."""
+    if remote.sha256_prefix:
+        if sha256_file(path).startswith(remote.sha256_prefix.lower()):
+            return
+    elif md5_file(path) == remote.md5:
         return
     if remote.raw_md5 and _gunzip_md5(path) == remote.raw_md5:
         return
     size = path.stat().st_size
     path.unlink(missing_ok=True)
-    raise FetchError(f"checksum mismatch for {remote.name} ({size:,} bytes; expected md5 {remote.md5}); the file was deleted")
+    raise FetchError(f"checksum mismatch for {remote.name} ({size:,} bytes; expected {remote.checksum_text()}); the file was deleted")
 
 
 def md5_file(path: Path) -> str:
     h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.data.decode import describe_content
+from cnnlab.data.idx_lazy import check_dims, max_data_bytes
 from cnnlab.errors import DataError
 
 _DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
@@ -40,19 +42,19 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         gz = raw.read(2) == b"\x1f\x8b"
     try:
         with (gzip.open(p, "rb") if gz else open(p, "rb")) as fh:
-            return _read_idx_stream(fh, p)
+            return _read_idx_stream(fh, p, max_data_bytes(p, gz, 0))
     except (OSError, EOFError, zlib.error) as exc:
         if isinstance(exc, DataError):
             raise
         raise DataError(f"cannot read '{p}': the {'gzip ' if gz else ''}data is truncated or corrupt ({exc}); download the file again") from None
 
 
-def _read_idx_stream(fh: Any, p: Path) -> np.ndarray:
+def _read_idx_stream(fh: Any, p: Path, available: int) -> np.ndarray:
     head = fh.read(4)
     if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _DTYPES or not 1 <= head[3] <= 4:
         raise DataError(
-            f"'{p}' is not an IDX file: it starts with {head.hex(' ') or 'nothing'}, expected "
-            "00 00 <type> <ndim> (e.g. 00 00 08 03 for MNIST images)"
+            f"'{p}' is not an IDX file: it holds {describe_content(head) if head else 'nothing'}; an IDX file "
+            "starts with 00 00 <type> <ndim> (e.g. 00 00 08 03 for MNIST images)"
         )
     ndim = head[3]
     dtype = np.dtype(_DTYPES[head[2]])
@@ -60,6 +62,7 @@ def _read_idx_stream(fh: Any, p: Path) -> np.ndarray:
     if len(sizes) < 4 * ndim:
         raise DataError(f"'{p}' is truncated: the header needs {4 + 4 * ndim} bytes")
     dims = struct.unpack(f">{ndim}I", sizes)
+    check_dims(p, dims, dtype.itemsize, available - 4 * ndim)
     out = np.empty(int(np.prod(dims)), dtype)
     view = memoryview(out.view(np.uint8))  # type: ignore[arg-type]
     got = 0
@@ -94,6 +97,8 @@ def read_idx_pair(images_path: str | os.PathLike[str], labels_path: str | os.Pat
     labels = read_idx(labels_path)
     if labels.ndim != 1:
         raise DataError(f"'{labels_path}' holds shape {labels.shape}; expected labels (N,)")
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"'{labels_path}' holds {labels.dtype} values; IDX labels are integers (type byte 08)")
     if len(images) != len(labels):
         raise DataError(
             f"'{images_path}' has {len(images):,} images but '{labels_path}' has {len(labels):,} labels; "

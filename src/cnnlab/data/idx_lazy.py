@@ -22,9 +22,37 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.data.decode import describe_content
 from cnnlab.errors import DataError
 
+# deflate cannot compress better than 1032:1, so a gzip file of n bytes holds at most 1032 n bytes
+GZIP_MAX_RATIO = 1032
+
+
+def max_data_bytes(path: Path, gz: bool, header: int) -> int:
+    """The most data bytes ``path`` can hold after a ``header``-byte header (decompressed for gzip)."""
+    size = path.stat().st_size
+    return size * GZIP_MAX_RATIO if gz else max(size - header, 0)
+
+
+def check_dims(path: Path, dims: tuple[int, ...], itemsize: int, available: int) -> int:
+    """The data bytes the header ``dims`` declares, after checking they fit in the file (no allocation).
+
+    A header is 4-byte sizes, so a few bytes can declare exabytes; nothing is allocated from it
+    until the file is known to be large enough to hold that much.
+    """
+    need = itemsize
+    for d in dims:
+        need *= d
+    if need > available:
+        raise DataError(f"'{path}' declares {' x '.join(str(d) for d in dims)} values ({need:,} bytes) in its header, "
+                        f"but the file can hold at most {available:,}; the header is corrupt or the file is truncated, "
+                        "download it again")
+    return need
+
+
 BLOCK_ROWS = 4096
+MAX_SIDE = 1 << 14
 
 
 class IdxImages:
@@ -40,8 +68,14 @@ class IdxImages:
         with self._open() as fh:
             head = fh.read(16)
         if len(head) < 16 or head[:4] != b"\x00\x00\x08\x03":
-            raise DataError(f"'{self.path}' is not an IDX file of uint8 images: it starts with {head[:4].hex(' ') or 'nothing'}, expected 00 00 08 03")
+            raise DataError(f"'{self.path}' is not an IDX file of uint8 images: "
+                            f"it holds {describe_content(head) if head else 'nothing'}; expected a header starting "
+                            "00 00 08 03")
         self.n, self.h, self.w = struct.unpack(">III", head[4:16])
+        if not (1 <= self.h <= MAX_SIDE and 1 <= self.w <= MAX_SIDE):
+            raise DataError(f"'{self.path}' declares images of {self.h}x{self.w} pixels in its header; "
+                            f"each side must be 1..{MAX_SIDE}; the header is corrupt, download the file again")
+        check_dims(self.path, (self.n, self.h, self.w), 1, max_data_bytes(self.path, self.gz, 16))
         self._check_length(16 + self.n * self.h * self.w)
 
     @property
@@ -60,12 +94,31 @@ class IdxImages:
                 fh.seek(-4, 2)
                 have = struct.unpack("<I", fh.read(4))[0]  # ISIZE: length mod 2**32
             ok = have == expected % 2**32
+            if not ok:
+                have = self._gzip_length(expected + 1)
+                ok = have == expected
         else:
             have = self.path.stat().st_size
             ok = have == expected
         if not ok:
             raise DataError(f"'{self.path}' holds {have:,} bytes but its header ({self.n:,} images of {self.h}x{self.w}) "
                             f"needs {expected:,}; the file is truncated or corrupt, download it again")
+
+    def _gzip_length(self, limit: int) -> int:
+        """The decompressed length (read in 1 MiB chunks, stopping past ``limit``); the trailer can lie."""
+        total = 0
+        try:
+            with self._open() as fh:
+                while total <= limit:
+                    chunk = fh.read(1 << 20)
+                    if not chunk:
+                        break
+                    total += len(chunk)
+        except (OSError, EOFError, zlib.error):
+            raise DataError(f"cannot read '{self.path}': the gzip data ends before the "
+                            f"{16 + self.n * self.h * self.w:,} bytes its header needs (it is cut off or corrupt); "
+                            "download the file again") from None
+        return total
 
     def __getitem__(self, index: Any) -> np.ndarray:
         rows = np.arange(self.n)[index] if isinstance(index, slice) else np.asarray(index, np.int64).reshape(-1)

@@ -25,6 +25,12 @@ def _classes_for(labels: list[np.ndarray], classes: list[str] | None, where: Pat
         if top >= len(classes):
             raise DataError(f"'{where}' has label {top} but the dataset has {len(classes)} classes")
         return list(classes)
+    present = np.unique(np.concatenate([np.unique(lab) for lab in labels])) if labels else np.zeros(0, np.int64)
+    if len(present) < top + 1:
+        missing = sorted(set(range(top + 1)) - {int(v) for v in present})
+        raise DataError(f"'{where}' has labels up to {top}, but {len(missing):,} of the classes 0..{top} have no "
+                        f"image (e.g. {', '.join(map(str, missing[:5]))}); IDX labels must be 0..K-1 with every "
+                        "class present; the labels file is corrupt or belongs to another dataset")
     return [str(k) for k in range(top + 1)]
 
 

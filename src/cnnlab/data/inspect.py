@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.data import defaults
 from cnnlab.data.api import duplicate_text
 from cnnlab.data.progress import ProgressFn
 from cnnlab.data.raw import RawData, RawSplit
@@ -60,7 +61,8 @@ class DataReport:
         return out
 
 
-def inspect_data(source: str | os.PathLike[str], *, val_split: float = 0.2, test_split: float = 0.0, seed: int = 0,
+def inspect_data(source: str | os.PathLike[str], *, val_split: float = defaults.VAL_SPLIT,
+                 test_split: float = defaults.TEST_SPLIT, seed: int = defaults.SEED,
                  progress: bool | ProgressFn | None = True, download: bool = True) -> DataReport:
     """Describe ``source`` (anything ``load_data`` accepts)."""
     check_fraction("val_split", val_split)

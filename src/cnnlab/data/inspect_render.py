@@ -6,7 +6,7 @@ Compute lives in :mod:`cnnlab.data.inspect`; this module only formats.
 from __future__ import annotations
 
 from cnnlab.data.inspect import DataReport, split_text
-from cnnlab.i18n import tr
+from cnnlab.i18n import integer, tr
 
 SHOW = 20  # skipped files and duplicate groups listed in text mode
 
@@ -16,7 +16,7 @@ def render_text(r: DataReport, lang: str = "en", show: int = SHOW) -> str:
     t = lambda key, **kw: tr(f"data.inspect.{key}", lang, **kw)  # noqa: E731
     note = split_text(r.split_plan, lang) if r.split_plan else r.split_note
     lines = [f"{t('source')}: {r.description}", f"{t('splits')}: {note}", ""]
-    lines += _table(r, t("class"), t("total"))
+    lines += _table(r, t("class"), t("total"), lang)
     w, h = r.sizes["width"], r.sizes["height"]
     if w["min"] == w["max"] and h["min"] == h["max"]:
         sizes = f"{t('sizes')}: {w['min']}x{h['min']}"
@@ -25,10 +25,10 @@ def render_text(r: DataReport, lang: str = "en", show: int = SHOW) -> str:
                  f"{t('height')} {h['min']}-{h['max']} ({t('median')} {h['median']})")
     lines += [
         "",
-        f"{t('images')}: {r.total:,}",
+        f"{t('images')}: {integer(r.total, lang)}",
         sizes,
-        f"{t('modes')}: " + ", ".join(f"{k} {v:,}" for k, v in r.modes.items()),
-        f"{t('formats')}: " + ", ".join(f"{k} {v:,}" for k, v in r.formats.items()),
+        f"{t('modes')}: " + ", ".join(f"{k} {integer(v, lang)}" for k, v in r.modes.items()),
+        f"{t('formats')}: " + ", ".join(f"{k} {integer(v, lang)}" for k, v in r.formats.items()),
     ]
     lines += _listing(t("skipped"), r.skipped, t("skipped_none"), show, lang)
     if r.ignored:
@@ -44,21 +44,21 @@ def render_text(r: DataReport, lang: str = "en", show: int = SHOW) -> str:
     return "\n".join(lines)
 
 
-def _table(r: DataReport, class_label: str, total_label: str) -> list[str]:
+def _table(r: DataReport, class_label: str, total_label: str, lang: str) -> list[str]:
     splits = list(r.counts)
     width = max([len(class_label), len(total_label)] + [len(c) for c in r.classes[:200]])
     head = f"{class_label:<{width}}" + "".join(f"{s:>10}" for s in splits)
     out = [head]
     for c in r.classes:
-        out.append(f"{c:<{width}}" + "".join(f"{r.counts[s].get(c, 0):>10,}" for s in splits))
-    out.append(f"{total_label:<{width}}" + "".join(f"{sum(r.counts[s].values()):>10,}" for s in splits))
+        out.append(f"{c:<{width}}" + "".join(f"{integer(r.counts[s].get(c, 0), lang):>10}" for s in splits))
+    out.append(f"{total_label:<{width}}" + "".join(f"{integer(sum(r.counts[s].values()), lang):>10}" for s in splits))
     return out
 
 
 def _listing(title: str, items: list[tuple[str, str]], empty: str, show: int, lang: str) -> list[str]:
     if not items:
         return [empty] if empty else []
-    out = [f"{title}: {len(items):,}"]
+    out = [f"{title}: {integer(len(items), lang)}"]
     out += [f"  {p}" + (f"  ({reason})" if reason else "") for p, reason in items[:show]]
     if len(items) > show:
         out.append("  " + tr("data.inspect.more", lang, n=len(items) - show))

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from cnnlab.data.augment import Augment
+from cnnlab.data.normalise import scale_shift
 from cnnlab.data.types import ImageSet
 from cnnlab.errors import DataError
 
@@ -66,11 +67,7 @@ class BatchLoader:
             raise DataError(f"batch_size must be at least 1, got {batch_size}")
         if not 0 <= rank < world_size:
             raise DataError(f"rank {rank} is outside 0..{world_size - 1} (world_size {world_size})")
-        channels = imageset.images.shape[1]
-        if len(mean) != channels or len(std) != channels:
-            raise DataError(f"mean/std have {len(mean)}/{len(std)} values but the images have {channels} channel(s)")
-        if any(float(s) <= 0 for s in std):
-            raise DataError(f"std must be positive per channel, got {tuple(std)}")
+        self._scale_np, self._shift_np = scale_shift(mean, std, imageset.images.shape[1])
         self.imageset = imageset
         self.images = imageset.images  # (N, C, H, W) uint8, maybe a memmap
         self.labels = np.ascontiguousarray(imageset.labels, dtype=np.int64)  # (N,)
@@ -79,10 +76,6 @@ class BatchLoader:
         self.rank, self.world_size = int(rank), int(world_size)
         self.device = torch.device(device)
         self.augment = augment if augment is not None and augment.active else None
-        std_a = np.asarray([float(v) for v in std], np.float32).reshape(1, -1, 1, 1)  # (1, C, 1, 1)
-        mean_a = np.asarray([float(v) for v in mean], np.float32).reshape(1, -1, 1, 1)  # (1, C, 1, 1)
-        # (x/255 - mean) / std == x * scale - shift: one multiply and one subtract per pixel
-        self._scale_np, self._shift_np = (1.0 / (255.0 * std_a)).astype(np.float32), (mean_a / std_a).astype(np.float32)
         self._scale = torch.from_numpy(self._scale_np).to(self.device)
         self._shift = torch.from_numpy(self._shift_np).to(self.device)
         self.epoch = 0

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnlab.errors import DataError, did_you_mean
+from cnnlab.utils.paths import missing_path_hint
 
 MNIST_CLASSES = [str(d) for d in range(10)]
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
@@ -63,6 +64,6 @@ def unknown_source(source: str) -> DataError:
     """The error for a source that is neither an existing path nor a dataset name."""
     return DataError(
         f"data source '{source}' is not an existing file or folder, nor a dataset name"
-        f"{did_you_mean(source.lower(), ALL_NAMES) or '.'} Give a folder of class sub-folders, IDX/CIFAR "
+        f"{did_you_mean(source.lower(), ALL_NAMES) or missing_path_hint(source) or '.'} Give a folder of class sub-folders, IDX/CIFAR "
         f"files, a CSV of path,label, or one of: {', '.join(ALL_NAMES)}"
     )

@@ -33,11 +33,14 @@ def write_report(
     force: bool = False,
     which: str = "best",
     data_label: str = "",
+    split: str | None = None,
 ) -> Path:
     """Write the report of a run (a ``Run`` or its folder) and return the path (default ``RUN/report.html``).
 
     ``data``: an ``ImageSet`` for the evaluation sections (confusion, Grad-CAM, mistakes), or a
     ``DataBundle`` (its validation split is used). Nothing is written unless the whole page rendered.
+    ``split`` names what ``data`` is, for the headline card: ``val``, ``test``, ``train`` or ``other``
+    (default: ``val`` for the run's own validation split or a ``DataBundle``, else ``other``).
     """
     from cnnlab.report.collect import collect_report
     from cnnlab.report.render import render_html
@@ -49,7 +52,9 @@ def write_report(
         raise CnnlabError(f"report file {str(target)!r} must end in .html; e.g. --out {target.with_suffix('.html')}")
     notes: list[str] = []
     images, label = _images(run, data, lang, notes)
-    report = collect_report(run, images, lang=lang, data_label=data_label or label, notes=notes)
+    if split is None:
+        split = "val" if data is None or hasattr(data, "val") else "other"
+    report = collect_report(run, images, lang=lang, data_label=data_label or label, notes=notes, split=split)
     html = render_html(report)
     write_public(target, html.encode("utf-8"))
     return target
@@ -106,7 +111,7 @@ def _images(run: Any, data: Any, lang: str, notes: list[str]) -> tuple[Any, str]
     if data is not None:
         images = getattr(data, "val", data)  # a DataBundle gives its validation split
         return images, ""
-    from cnnlab.report.source import validation_split
+    from cnnlab.inference.dataset import validation_split
 
     try:
         images, label = validation_split(run, lang)

@@ -10,19 +10,18 @@ import datetime as dt
 import statistics
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.i18n import tr
-from cnnlab.render import explanation, human_count, rf_text, shape_text, totals_lines
+from cnnlab.analysis.render import explanation, human_count, rf_text, shape_text, totals_lines
+from cnnlab.i18n import integer, percent, tr
 from cnnlab.report import figures
-from cnnlab.report.fmt import integer, percent
 from cnnlab.report.types import Evaluation, Item, LayerRow, ReportData
 
 if TYPE_CHECKING:
-    from cnnlab.analysis_types import Analysis, LayerAnalysis
-    from cnnlab.evaluate import EvalResult
+    from cnnlab.analysis.types import Analysis, LayerAnalysis
+    from cnnlab.inference.evaluation import EvalResult
 
 
 def collect_report(run: Any, images: Any | None, *, lang: str = "en", data_label: str = "",
-                   notes: list[str] | None = None) -> ReportData:
+                   notes: list[str] | None = None, split: str = "val") -> ReportData:
     """Everything for the page. ``images``: an ``ImageSet`` (or ``None``: the evaluation sections are
     left out and ``notes`` says why)."""
     from cnnlab import __version__
@@ -38,7 +37,7 @@ def collect_report(run: Any, images: Any | None, *, lang: str = "en", data_label
         run_path=str(run.path),
         generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         version=__version__,
-        headline=_headline(run, analysis, res, lang),
+        headline=_headline(run, analysis, res, lang, split),
         layers=[_row(la) for la in analysis.layers],
         totals=[Item(label, value) for label, value in totals_lines(analysis)],
         total_params=analysis.total_params,
@@ -69,9 +68,10 @@ def _writable(images: Any) -> Any:
 
 
 def _evaluate(run: Any, images: Any) -> EvalResult:
-    from cnnlab.evaluate import evaluate
+    from cnnlab.data.defaults import EVAL_BATCH_SIZE
+    from cnnlab.inference.evaluation import evaluate
 
-    batch = int(getattr(run.config, "eval_batch_size", 256) or 256)
+    batch = int(getattr(run.config, "eval_batch_size", EVAL_BATCH_SIZE) or EVAL_BATCH_SIZE)
     return evaluate(run, images, batch_size=batch)
 
 
@@ -102,14 +102,15 @@ def _row(la: LayerAnalysis) -> LayerRow:
     )
 
 
-def _headline(run: Any, analysis: Analysis, res: EvalResult | None, lang: str) -> list[Item]:
+def _headline(run: Any, analysis: Analysis, res: EvalResult | None, lang: str, split: str = "val") -> list[Item]:
     metrics = list(run.metrics)
     best = max(metrics, key=lambda m: _num(m.get("val_acc"), -1.0)) if metrics else {}
     items = []
-    if res is not None:
-        items.append(Item(tr("report.card.accuracy", lang), percent(res.accuracy, lang),
+    if res is not None:  # named after the images it was measured on: a test accuracy is not a validation one
+        title = tr("report.card.accuracy", lang) if split == "val" else tr(f"report.card.accuracy_{split}", lang)
+        items.append(Item(title, percent(res.accuracy, lang),
                           tr("report.card.accuracy_hint", lang, n=integer(res.n, lang))))
-    elif best.get("val_acc") is not None:
+    if (res is None or split != "val") and best.get("val_acc") is not None:
         items.append(Item(tr("report.card.best_val", lang), percent(_num(best["val_acc"]), lang),
                           tr("report.card.epoch_hint", lang, epoch=best.get("epoch", "?"))))
     planned = getattr(run.config, "epochs", None)

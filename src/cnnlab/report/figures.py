@@ -31,8 +31,8 @@ from cnnlab.visualize import (
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from cnnlab.analysis_types import Analysis
-    from cnnlab.evaluate import EvalResult
+    from cnnlab.analysis.types import Analysis
+    from cnnlab.inference.evaluation import EvalResult
 
 REPORT_DPI = 90
 CAM_EXAMPLES = 6

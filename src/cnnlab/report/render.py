@@ -15,8 +15,7 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-from cnnlab.i18n import tr
-from cnnlab.report.fmt import decimal, integer, percent
+from cnnlab.i18n import decimal, integer, percent, tr
 from cnnlab.report.types import Evaluation, Item, LayerRow, Picture, ReportData
 
 SCROLL_ROWS = 14  # a longer layer table scrolls inside its box (VGG-16 stays one screen tall)

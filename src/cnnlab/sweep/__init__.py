@@ -1,5 +1,6 @@
 """Hyperparameter sweeps: an Optuna study over training and spec options, each trial an ordinary run
 folder, stored in SQLite (default) or any SQLAlchemy database that workers on many machines share.
+May import every library package (trials run through ``cnnlab.workflows.train``); only ``cli`` is above it.
 
 >>> from cnnlab.sweep import parse_param
 >>> parse_param("batch_size=32,64").grid()

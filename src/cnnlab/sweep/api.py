@@ -236,7 +236,7 @@ def measure_test(result: SweepResult) -> dict[str, Any] | None:
     best = result.best
     if best is None or best.run is None or not (result.folder / best.run).is_dir():
         return None
-    from cnnlab.evaluate import evaluate
+    from cnnlab.inference import evaluate
     from cnnlab.sweep.trial import load_sweep_data
     from cnnlab.train import load_run
 

@@ -133,7 +133,8 @@ class Objective:
         import optuna
 
         from cnnlab.spec import load_spec
-        from cnnlab.train import TrainConfig, train
+        from cnnlab.train import TrainConfig
+        from cnnlab.workflows import train
 
         options = {k: v for k, v in values.items() if not k.startswith("layers")}
         prune = bool(self.meta.get("prune"))

@@ -1,6 +1,7 @@
-"""Training: ``train()`` writes a run folder, ``load_run()`` reads it back (docs/dev/CONTRACTS.md).
+"""Training: ``fit()`` writes a run folder, ``load_run()`` reads it back (docs/dev/CONTRACTS.md).
 
-Names are imported on first use, so ``cnnlab.train.config`` (no torch) stays cheap for the CLI.
+Owns the training loop, checkpoints, the run folder and lr-find. May import: spec, analysis, model,
+data, distributed, errors, i18n, utils. ``cnnlab.train(...)`` (train, then report) is in ``workflows``.
 
 >>> from cnnlab.train import TrainConfig
 >>> TrainConfig(epochs=2).epochs
@@ -9,14 +10,11 @@ Names are imported on first use, so ``cnnlab.train.config`` (no torch) stays che
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
-
 from cnnlab.utils.lazy import lazy_exports
 
 _EXPORTS = {
-    "train": "cnnlab.train.api",
+    "fit": "cnnlab.train.api",
+    "Fitted": "cnnlab.train.api",
     "TrainingInterrupted": "cnnlab.train.api",
     "TrainConfig": "cnnlab.train.config",
     "Device": "cnnlab.train.config",
@@ -26,21 +24,10 @@ _EXPORTS = {
     "Run": "cnnlab.train.run",
     "RunDir": "cnnlab.train.run",
     "load_run": "cnnlab.train.run",
+    "lr_find": "cnnlab.train.lr_find",
+    "LRFindResult": "cnnlab.train.lr_find",
 }
 
 __all__ = sorted(_EXPORTS)
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-
-
-class _CallableModule(types.ModuleType):
-    """``cnnlab.train(...)`` must train even once ``import cnnlab.train.x`` has bound the attribute
-    ``cnnlab.train`` to this package (Python sets a package's submodule as its attribute)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from cnnlab.train.api import train
-
-        return train(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -1,4 +1,4 @@
-"""``train()``: the Python entry point that ``cnnlab train`` wraps.
+"""``fit()``: train a spec into a run folder (``cnnlab.train`` adds the report on top, in ``workflows``).
 
 >>> import cnnlab
 >>> run = cnnlab.train("lenet5", "sample", epochs=1, out="runs/x")      # doctest: +SKIP
@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cnnlab.errors import CnnlabError, RunError
-from cnnlab.i18n import resolve_lang
+from cnnlab.i18n import count, resolve_lang
 from cnnlab.train.config import TrainConfig
+from cnnlab.train.limits import check_fits, out_of_memory
 from cnnlab.train.progress import Progress, pick_mode
-from cnnlab.train.run import Run, RunDir, load_run
+from cnnlab.train.run import RunDir
+from cnnlab.utils.paths import check_output_folder
 
 
 class TrainingInterrupted(RunError):
@@ -28,15 +29,30 @@ class TrainingInterrupted(RunError):
     exit_code = 130
 
 
-def train(spec: Any, data: Any = None, config: TrainConfig | None = None, *,
-          out: str | os.PathLike[str] | None = None, resume: bool = False, quiet: bool = False,
-          lang: str | None = None, report: bool = True, on_epoch: Callable[[dict[str, Any]], None] | None = None,
-          **overrides: Any) -> Run | None:
-    """Train ``spec`` (a spec path, bundled name, dict or ``Spec``) on ``data`` and return the ``Run``.
+@dataclass
+class Fitted:
+    """What ``fit`` leaves behind: the run folder, how it ended, the data it used (for a report)."""
+
+    run_dir: RunDir
+    state: str
+    bundle: Any
+    lang: str
+    quiet: bool
+    is_main: bool
+
+
+def fit(spec: Any, data: Any = None, config: TrainConfig | None = None, *,
+        out: str | os.PathLike[str] | None = None, resume: bool = False, quiet: bool = False,
+        lang: str | None = None, force: bool = False, keep_lock: bool = False,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None, **overrides: Any) -> Fitted:
+    """Train ``spec`` (a spec path, bundled name, dict or ``Spec``) on ``data``; the run folder holds the result.
 
     ``data``: a source for ``cnnlab.data.load_data`` (folder, ``mnist``, ``sample``...) or a
     ``DataBundle``. ``config`` plus keyword ``overrides`` (``epochs=3``) give the options.
-    ``resume=True``: ``spec`` is a run folder to continue. Returns ``None`` on ranks other than 0.
+    ``resume=True``: ``spec`` is a run folder to continue. ``cnnlab.train`` (``cnnlab.workflows``)
+    calls this, then writes the report. ``force=True`` skips the memory check
+    (``cnnlab.train.limits``). The run folder is locked against other writers while this
+    runs; ``keep_lock=True`` keeps it locked afterwards (release with ``identity.release_lock``).
     ``on_epoch(row)`` is called after each epoch's metrics row is written (``cnnlab sweep`` prunes
     there); an exception it raises ends the run, leaving ``status.json`` at ``running`` for the caller.
     """
@@ -44,19 +60,23 @@ def train(spec: Any, data: Any = None, config: TrainConfig | None = None, *,
 
     lang = resolve_lang(lang)
     spec_obj, cfg, source, run_dir = _inputs(spec, data, config, out, resume, overrides)
+    check_output_folder(run_dir.path, "--out")
     dist = init_from_env(cfg.device.value)
     progress = Progress(pick_mode(quiet), lang, enabled=dist.is_main)
     try:
-        with peer_guard(dist):
-            state, bundle = _run(spec_obj, cfg, source, run_dir, resume, dist, progress, on_epoch)
+        with peer_guard(dist), out_of_memory(run_dir.path, lang):
+            state, bundle = _run(spec_obj, cfg, source, run_dir, resume, dist, progress, force, on_epoch)
+    except BaseException:
+        keep_lock = False  # nothing follows a failed fit: let go of the folder
+        raise
     finally:
         progress.close()
         cleanup()
-    if not dist.is_main:
-        return None
-    if report and state in ("finished", "stopped_early"):
-        _write_report(run_dir.path, progress, bundle)
-    return load_run(run_dir.path, "best")
+        if not keep_lock:
+            from cnnlab.train.identity import release_lock
+
+            release_lock(run_dir.path)
+    return Fitted(run_dir, state, bundle, lang, quiet, dist.is_main)
 
 
 def _inputs(spec: Any, data: Any, config: TrainConfig | None, out: Any, resume: bool,
@@ -65,17 +85,13 @@ def _inputs(spec: Any, data: Any, config: TrainConfig | None, out: Any, resume: 
     from cnnlab.spec import load_spec
 
     if resume:
-        folder = Path(out or spec)
-        if not (folder / "checkpoints" / "resume.safetensors").is_file():
-            raise RunError(f"cannot resume {folder}: no checkpoints/resume.safetensors there (is it a run folder "
-                           "that reached its first checkpoint?)")
-        cfg = TrainConfig.from_yaml(folder / "config.yaml").replace(**overrides)
-        spec_obj = load_spec(yaml.safe_load((folder / "spec.yaml").read_text(encoding="utf-8")))
-        if data is None:
-            import json
+        from cnnlab.train.run import read_resumable
 
-            data = json.loads((folder / "data.json").read_text(encoding="utf-8")).get("source")
-        return spec_obj, cfg, data, RunDir(folder)
+        folder = Path(out or spec)
+        stored_cfg, spec_obj, recorded_source = read_resumable(folder)
+        refuse_config_changes(folder, stored_cfg, overrides)
+        return spec_obj, stored_cfg.replace(**overrides), data if data is not None else recorded_source, RunDir(folder)
+    _refuse_run_folder(spec)
     if data is None:
         raise CnnlabError("no training data given; pass --data (a folder, mnist, cifar10, sample...)")
     spec_obj = load_spec(spec)
@@ -83,13 +99,22 @@ def _inputs(spec: Any, data: Any, config: TrainConfig | None, out: Any, resume: 
     return spec_obj, cfg, data, RunDir(out if out is not None else RunDir.default_path(spec_obj.name))
 
 
+def _refuse_run_folder(spec: Any) -> None:
+    """A run folder given as SPEC without ``resume``: say so, and how to continue or evaluate it."""
+    if isinstance(spec, (str, os.PathLike)) and (Path(spec) / "config.yaml").is_file() \
+            and (Path(spec) / "spec.yaml").is_file():
+        raise RunError(f"'{os.fspath(spec)}' is a run folder, not a spec: continue it with "
+                       f"`cnnlab train {os.fspath(spec)} --resume` (in Python: resume=True), or train a new run "
+                       f"from its network with `cnnlab train {os.fspath(spec)}/spec.yaml --data DATA`")
+
+
 def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool, dist: Any,
-         progress: Progress, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> tuple[str, Any]:
+         progress: Progress, force: bool = False,
+         on_epoch: Callable[[dict[str, Any]], None] | None = None) -> tuple[str, Any]:
     """Build everything, run the loop, keep status.json truthful. Returns (final state, the DataBundle)."""
     from cnnlab.analysis import analyze
     from cnnlab.distributed import barrier, explain_batch, peer_guard
-    from cnnlab.train import checkpoint as ckpt
-    from cnnlab.train import setup
+    from cnnlab.train import setup, transfer
     from cnnlab.train.state import check_precision, set_threads
     from cnnlab.train.trainer import Interrupted, Trainer
 
@@ -98,25 +123,54 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     device = dist.device
     cfg = cfg.for_device(device.type)
     check_precision(cfg.precision, device)
+    check_fits(analysis, cfg.batch_size, device, force=force, lang=progress.lang)
     threads = set_threads(cfg.threads)
     _warn_if_busy(progress, device, threads)
+    if dist.is_main:  # one writer per run folder: taken before anything is read or written
+        from cnnlab.train.identity import acquire_lock
+
+        if not resume:
+            run_dir.check_fresh()
+        acquire_lock(run_dir.path)
+        if not resume:
+            run_dir.check_fresh()  # again, now that no one else can be creating it
     bundle = setup.load_bundle(source, tuple(spec.input), cfg, show=progress.mode.value != "quiet")
+    prepared = transfer.prepare(spec, cfg, bundle, resume, run_dir.path, progress)  # --init-from
+    if prepared.spec is not spec:
+        spec, analysis = prepared.spec, analyze(prepared.spec)
+    bundle = prepared.bundle
     _check_classes(analysis.num_classes, bundle.classes, spec.name)
     for warning in getattr(bundle, "warnings", []):
         progress.warn("train.data_warning", text=warning)
-    if dist.is_main:
-        _prepare_folder(run_dir, resume, cfg, spec, bundle, source)
+    if dist.is_main and isinstance(source, (str, os.PathLike)) and progress.mode.value != "quiet":
+        from cnnlab.data.notices import data_notices, sample_notice
+
+        for line in data_notices(source, tuple(spec.input), cfg.resize, progress.lang) + sample_notice(
+                source, cfg.val_split, lang=progress.lang):
+            progress.info("notice.plain", text=line)  # colour to grey, resizing, the sample's fixed split
+    from cnnlab.train.identity import make_identity
+
+    ident = make_identity(spec.to_dict(), cfg.to_dict(), bundle)
+    state = _check_resume(run_dir, ident, spec, cfg) if resume else None
+    if dist.is_main and not resume:
+        _prepare_folder(run_dir, cfg, spec, bundle, source, ident, prepared.data_extra)
     barrier()
     model, raw = setup.build_model(spec, cfg, device, dist)
+    finetune = transfer.after_build(raw, cfg, prepared, run_dir, progress, dist)
     optimizer = setup.build_optimizer(raw, cfg, device)
     train_loader, val_loader = setup.build_loaders(bundle, cfg, device, dist)
-    parts = setup.Parts(model, raw, optimizer, train_loader, val_loader, device)
+    parts = setup.Parts(model, raw, optimizer, train_loader, val_loader, device, finetune)
     steps = len(parts.train_loader) if cfg.max_steps_per_epoch is None else min(len(parts.train_loader), cfg.max_steps_per_epoch)
     trainer = Trainer(parts, cfg, run_dir, progress, dist, steps, on_epoch)
     if resume:
-        trainer.restore(ckpt.read_state(run_dir.checkpoints / "resume.safetensors"))
-        if dist.is_main:
+        if state is not None:
+            _warn_not_exact(progress, state.meta.get("runtime", {}), threads, device)
+            trainer.restore(state)
+        else:
+            progress.warn("train.restart", path=run_dir.path)
+        if dist.is_main:  # everything checked: only now does the resume touch the folder
             run_dir.truncate_metrics(trainer.pos.epoch)
+            run_dir.set_status("running", trainer.pos.epoch)
     _announce(progress, run_dir, cfg, analysis, bundle, device, threads, dist, explain_batch, trainer)
     try:
         with peer_guard(dist):  # a dead rank -> PeerFailure (a CnnlabError): status "failed" below
@@ -157,14 +211,68 @@ def _check_classes(outputs: int | None, classes: list[str], name: str) -> None:
             f"{len(classes)} units in the spec (e.g. `- output: {len(classes)}`)")
 
 
-def _prepare_folder(run_dir: RunDir, resume: bool, cfg: TrainConfig, spec: Any, bundle: Any, source: Any) -> None:
+def _prepare_folder(run_dir: RunDir, cfg: TrainConfig, spec: Any, bundle: Any, source: Any, ident: Any,
+                    data_extra: dict[str, Any] | None = None) -> None:
+    """A new run: its files, identity first, ``status.json`` last (its presence means "set up")."""
+    from cnnlab.train.identity import write_identity
     from cnnlab.train.setup import data_info
 
-    if not resume:
-        run_dir.create()
-        run_dir.write_skipped(list(bundle.skipped))
-    run_dir.write_setup(cfg, spec.to_dict(), list(bundle.classes), data_info(bundle, source))
+    run_dir.create()
+    bundle.write_skipped(run_dir.path / "skipped.txt")
+    write_identity(run_dir.path, ident)
+    run_dir.write_setup(cfg, spec.to_dict(), list(bundle.classes), {**data_info(bundle, source), **(data_extra or {})})
     run_dir.set_status("running", 0)
+
+
+def refuse_config_changes(folder: Path, stored: TrainConfig, overrides: dict[str, Any]) -> None:
+    """Options given with --resume that would change the run's recipe are refused (nothing written yet)."""
+    from cnnlab.train.identity import RECIPE, refuse_changes
+
+    old, new = stored.to_dict(), stored.replace(**overrides).to_dict()
+    refuse_changes(folder, [f"--{k.replace('_', '-')} ({old[k]} -> {new[k]})" for k in RECIPE if old[k] != new[k]])
+
+
+def _check_resume(run_dir: RunDir, ident: Any, spec: Any, cfg: TrainConfig) -> Any:
+    """Everything a resume needs, checked before anything is written: identity, then the checkpoint.
+
+    Returns the ``TrainingState`` to restore, or ``None`` when the run stopped before its first
+    checkpoint (it then starts again from step 0, which repeats the lost steps exactly).
+    """
+    from cnnlab.train import checkpoint as ckpt
+    from cnnlab.train.identity import differences, read_identity, refuse_changes
+
+    recorded = read_identity(run_dir.path)
+    if recorded is not None:
+        refuse_changes(run_dir.path, differences(recorded.record, ident.record))
+    path = run_dir.checkpoints / "resume.safetensors"
+    if not path.exists():
+        return None
+    state = ckpt.read_state(path)
+    check_state_matches(state, spec, path)
+    return state
+
+
+def check_state_matches(state: Any, spec: Any, path: Path) -> None:
+    """``RunError`` unless the checkpoint's weights have exactly the names and shapes of ``spec``'s model."""
+    from cnnlab.model import build
+
+    expected = {k: tuple(v.shape) for k, v in build(spec).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.weights.items()}
+    if expected != got or "position" not in state.meta:
+        wrong = sorted(set(expected) ^ set(got)) or [k for k in expected if expected[k] != got.get(k)]
+        raise RunError(f"{path} does not belong to this run's spec.yaml (differs at: {', '.join(wrong[:5]) or 'metadata'}); "
+                       "it was copied from another run or damaged. Restore the run's own checkpoint, or delete "
+                       f"it to restart from the beginning with `cnnlab train {path.parent.parent} --resume`")
+
+
+def _warn_not_exact(progress: Progress, saved: dict[str, Any], threads: int, device: Any) -> None:
+    """Bit-identity needs the same threads, device and torch build as the interrupted process."""
+    import torch
+
+    now = {"threads": threads, "device": str(device), "torch": torch.__version__}
+    changed = [f"{k} {saved[k]} -> {now[k]}" for k in now if k in saved and saved[k] != now[k]]
+    if changed:
+        progress.warn("train.not_exact", changes="; ".join(changed))
 
 
 def _announce(progress: Progress, run_dir: RunDir, cfg: TrainConfig, analysis: Any, bundle: Any, device: Any,
@@ -175,35 +283,7 @@ def _announce(progress: Progress, run_dir: RunDir, cfg: TrainConfig, analysis: A
     progress.info("train.setup", device=device, threads=threads, precision=cfg.precision.value,
                   params=analysis.total_params, train=counts["train"], val=counts.get("val", 0))
     progress.info("train.recipe", optimizer=cfg.optimizer.value, schedule=cfg.schedule.value,
-                  epochs=cfg.epochs, steps=trainer.steps_per_epoch,
+                  epochs=count(cfg.epochs, "epoch", progress.lang), steps=count(trainer.steps_per_epoch, "step", progress.lang),
                   batch=explain_batch(dist, cfg.batch_size, float(cfg.lr or 0)))
     if trainer.pos.step:
         progress.info("train.resumed", epoch=trainer.pos.epoch + 1, batch=trainer.pos.batch, step=trainer.pos.step)
-
-
-def _write_report(path: Path, progress: Progress, bundle: Any = None) -> None:
-    """The HTML report (issue 5) in the run's message language, evaluated on the validation split already
-    in memory (``bundle.val``, evenly thinned to the report's limit) instead of loading the data again."""
-    try:
-        from cnnlab.report import write_report
-        from cnnlab.report.source import MAX_IMAGES, subset
-    except ImportError as exc:  # the report module is not written yet
-        if not (exc.name or "").startswith("cnnlab.report"):
-            raise
-        return
-    data, label = None, ""
-    if bundle is not None and len(bundle.val):
-        from cnnlab.i18n import tr
-        from cnnlab.report.fmt import integer
-
-        data = subset(bundle.val, MAX_IMAGES) if len(bundle.val) > MAX_IMAGES else bundle.val
-        source = bundle.source or "in-memory data"
-        label = tr("report.eval.val_label", progress.lang, source=source, n=integer(len(data), progress.lang))
-        if len(data) < len(bundle.val):
-            label += " " + tr("report.eval.first_of", progress.lang, total=integer(len(bundle.val), progress.lang))
-    try:
-        report = write_report(path, data=data, lang=progress.lang, data_label=label)
-    except CnnlabError as exc:  # the run itself is complete: keep it, say why there is no report
-        progress.warn("train.no_report", reason=str(exc), path=path)
-        return
-    progress.info("train.report", path=report)

@@ -30,24 +30,16 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from cnnlab.distributed import unwrap_model
 from cnnlab.errors import RunError
 from cnnlab.utils.io import atomic_path, atomic_write_text
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The user's module under DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
-    while True:
-        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
-        if not isinstance(inner, torch.nn.Module):
-            return model
-        model = inner
-
-
 def model_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """CPU, contiguous, unshared copies of the unwrapped model's ``state_dict`` (safetensors needs that)."""
-    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in unwrap(model).state_dict().items()}
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in unwrap_model(model).state_dict().items()}
 
 
 def write_weights(stem: Path, weights: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -92,6 +84,24 @@ def read_state(path: Path) -> TrainingState:
     rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
     optim_tensors = {k: v for k, v in tensors.items() if k.startswith("optim.")}
     return TrainingState(weights, _join_optimizer(optim_tensors, opt_json), rng, meta)
+
+
+def match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give each optimizer state tensor the memory format (strides) of its parameter.
+
+    Checkpoints store tensors contiguous, and ``Optimizer.load_state_dict`` keeps that layout. Fused
+    kernels (AdamW on CPU and CUDA) walk a parameter and its moments as flat memory, so a channels-last
+    weight with contiguous moments pairs the wrong elements and the resumed run drifts. Call this
+    right after ``load_state_dict``.
+    """
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            entry = optimizer.state.get(param, {})
+            for key, value in list(entry.items()):
+                if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                    like = torch.empty_like(param, dtype=value.dtype)  # same strides as the parameter
+                    like.copy_(value)
+                    entry[key] = like
 
 
 def refuse_pickle(path: Path) -> None:

@@ -25,7 +25,9 @@ from typing import Any
 
 import yaml
 
+from cnnlab.data import defaults
 from cnnlab.errors import CnnlabError, did_you_mean
+from cnnlab.utils.safe_yaml import read_yaml
 
 
 class Optimizer(str, enum.Enum):
@@ -81,10 +83,10 @@ class TrainConfig:
     augment: bool = True
     translate: int | None = None  # random shift in pixels; None: about 1/12 of the image height
     hflip: bool | None = None  # random horizontal flip; None: on for colour images, off for grey
-    val_split: float = 0.1
-    resize: str = "crop"
+    val_split: float = defaults.VAL_SPLIT
+    resize: str = defaults.RESIZE
     strict: bool = False  # unreadable image files: an error instead of skipped (listed in skipped.txt)
-    seed: int = 0
+    seed: int = defaults.SEED
     device: Device = Device.AUTO
     precision: Precision = Precision.FP32
     channels_last: bool | None = None  # None: on for CPUs, and for GPUs in mixed precision
@@ -92,10 +94,13 @@ class TrainConfig:
     sync_bn: bool = False
     patience: int | None = None  # early stopping: epochs without a better val accuracy
     threads: int | None = None  # CPU threads; None: torch's default (one per core)
-    eval_batch_size: int = 512
+    eval_batch_size: int = defaults.EVAL_BATCH_SIZE
     checkpoint_minutes: float = 5.0  # mid-epoch "last" checkpoint at most this often
     checkpoint_steps: int = 0  # also every N optimizer steps (0: off)
     max_steps_per_epoch: int | None = None  # cut epochs short (smoke tests, benchmarks)
+    init_from: str | None = None  # start from weights: run folder, weights file or named set (train/init_from.py)
+    freeze_epochs: int | None = None  # train only the head this many epochs; None: 1 with init_from, else 0
+    lr_ratio: float | None = None  # first layer's LR / the head's (discriminative); None: 0.1 with init_from, else 1
 
     def __post_init__(self) -> None:
         for name, enum_type in _ENUMS.items():
@@ -108,6 +113,9 @@ class TrainConfig:
         """Raise ``CnnlabError`` for values that cannot work, naming the option and the fix."""
         _check(self.epochs >= 1, "epochs", self.epochs, "a whole number >= 1")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "a whole number >= 1")
+        _check(0 <= self.seed <= 2**32 - 1, "seed", self.seed, "a whole number from 0 to 4294967295")
+        _check(self.weight_decay is None or math.isfinite(self.weight_decay), "weight_decay", self.weight_decay,
+               "a finite number >= 0")
         _check(self.lr is None or (math.isfinite(self.lr) and self.lr > 0), "lr", self.lr, "a number > 0, e.g. 0.003")
         _check(self.weight_decay is None or self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
         _check(0 <= self.warmup < 1, "warmup", self.warmup, "a fraction in [0, 1)")
@@ -120,6 +128,11 @@ class TrainConfig:
         _check(self.checkpoint_minutes > 0, "checkpoint_minutes", self.checkpoint_minutes, "a number of minutes > 0")
         _check(self.checkpoint_steps >= 0, "checkpoint_steps", self.checkpoint_steps, "a whole number >= 0")
         _check(self.translate is None or self.translate >= 0, "translate", self.translate, "pixels >= 0")
+        _check(self.freeze_epochs is None or self.freeze_epochs >= 0, "freeze_epochs", self.freeze_epochs,
+               "a whole number >= 0")
+        _check(not self.freeze_epochs or bool(self.init_from), "freeze_epochs", self.freeze_epochs,
+               "0 without --init-from (freezing random weights teaches nothing), or give --init-from SOURCE")
+        _check(self.lr_ratio is None or 0 < self.lr_ratio <= 1, "lr_ratio", self.lr_ratio, "a number in (0, 1], e.g. 0.1")
         _check(
             self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
             "max_steps_per_epoch", self.max_steps_per_epoch, "a whole number >= 1",
@@ -134,6 +147,8 @@ class TrainConfig:
             weight_decay=self.weight_decay if self.weight_decay is not None else DEFAULT_WD[self.optimizer],
             translate=self.translate if self.translate is not None else max(1, round(height / 12)),
             hflip=self.hflip if self.hflip is not None else channels == 3,
+            freeze_epochs=self.freeze_epochs if self.freeze_epochs is not None else int(bool(self.init_from)),
+            lr_ratio=self.lr_ratio if self.lr_ratio is not None else (0.1 if self.init_from else 1.0),
         )
 
     def for_device(self, device_type: str) -> TrainConfig:
@@ -182,9 +197,9 @@ class TrainConfig:
         """Read a config file (``--config``); errors name the file."""
         p = Path(path)
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+            data = read_yaml(p) or {}
         except OSError as exc:
-            raise CnnlabError(f"cannot read config file {p}: {exc.strerror}; check the path") from None
+            raise CnnlabError(f"cannot read config file {p}: {exc.strerror or exc}; check the path") from None
         except yaml.YAMLError as exc:
             raise CnnlabError(f"config file {p} is not valid YAML: {exc}") from None
         if not isinstance(data, Mapping):

@@ -27,6 +27,8 @@ from cnnlab.errors import CnnlabError, RunError
 from cnnlab.train.checkpoint import PICKLE_SUFFIXES, read_weights, refuse_pickle
 from cnnlab.train.config import TrainConfig
 from cnnlab.utils.io import atomic_write_text
+from cnnlab.utils.paths import missing_path_hint
+from cnnlab.utils.safe_yaml import read_yaml
 
 if TYPE_CHECKING:
     from cnnlab.analysis import Analysis
@@ -53,13 +55,22 @@ class RunDir:
             candidate = base.with_name(f"{safe}-{n}")
         return candidate
 
-    def create(self) -> None:
-        """Make a fresh folder; refuse to mix a new run into an existing one."""
+    def check_fresh(self) -> None:
+        """Refuse to mix a new run into a folder that already holds one (the message names the way on)."""
         if (self.path / "status.json").exists() or (self.checkpoints / "last.safetensors").exists():
+            if not (self.checkpoints / "resume.safetensors").exists():
+                raise RunError(
+                    f"{self.path} already holds a run that stopped before its first checkpoint; start it again "
+                    f"from the beginning with `cnnlab train {self.path} --resume` (same data and options), or "
+                    "choose another --out")
             raise RunError(
                 f"{self.path} already holds a run; continue it with `cnnlab train {self.path} --resume` "
                 "or choose another --out"
             )
+
+    def create(self) -> None:
+        """Make a fresh folder; refuse to mix a new run into an existing one."""
+        self.check_fresh()
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         (self.path / "metrics.jsonl").unlink(missing_ok=True)
 
@@ -68,10 +79,6 @@ class RunDir:
         atomic_write_text(self.path / "spec.yaml", yaml.safe_dump(spec, sort_keys=False))
         atomic_write_text(self.path / "classes.json", json.dumps(list(classes), ensure_ascii=False) + "\n")
         atomic_write_text(self.path / "data.json", json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-    def write_skipped(self, skipped: list[tuple[str, str]]) -> None:
-        text = "".join(f"{path}\t{reason}\n" for path, reason in skipped)
-        atomic_write_text(self.path / "skipped.txt", text)
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as fh:
@@ -133,29 +140,37 @@ class Run:
 
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
         """uint8 ``(N, C, H, W)`` -> float32 ``(x/255 - mean)/std`` on the model's device."""
-        # torch cannot share a read-only buffer (a cached memmap, np.broadcast_to...) and warns on it:
-        # copy only when the array is read-only or not C-contiguous, else share it without a copy
-        x = torch.from_numpy(np.require(images, requirements=["C", "W"])).to(self.device).float().div_(255)  # (N, C, H, W)
-        mean = torch.tensor(self.mean, device=self.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=self.device).view(1, -1, 1, 1)
-        return (x - mean) / std
+        from cnnlab.data.normalise import normalise
+
+        return normalise(images, self.mean, self.std, self.device)  # (N, C, H, W) float32
 
 
 def load_run(path: str | os.PathLike[str], which: str = "best", device: str | torch.device = "cpu") -> Run:
     """Load a run folder: its spec, config, classes, normalisation and the ``which`` checkpoint."""
     from cnnlab.model import build
     from cnnlab.spec import load_spec
+    from cnnlab.train import runfiles
 
     root = Path(path)
+    if root.is_file():
+        refuse_pickle(root)  # a torch.save/pickle file: refused, with the reason
+        raise RunError(f"{root} is a file; pass the run folder that `cnnlab train` wrote (it holds config.yaml "
+                       "and checkpoints/), not a single checkpoint file")
     _check_folder(root, which)
-    config = TrainConfig.from_dict(_read_yaml(root / "config.yaml"), where=str(root / "config.yaml"))
+    config = TrainConfig.from_dict(runfiles.check_config(_read_yaml(root / "config.yaml"), root / "config.yaml"),
+                                   where=str(root / "config.yaml"))
     try:
         spec = load_spec(_read_yaml(root / "spec.yaml"))
     except CnnlabError as exc:
         raise RunError(f"{root / 'spec.yaml'}: {exc}") from None
-    classes = _read_json(root / "classes.json")
+    from cnnlab.analysis import analyze
+
+    classes = runfiles.check_classes(_read_json(root / "classes.json"), analyze(spec).num_classes,
+                                     str(root / "classes.json"))
     data = _read_json(root / "data.json")
+    mean, std, input_shape = runfiles.check_data_info(data, tuple(spec.input), str(root / "data.json"))
     weights, meta = read_weights(root / "checkpoints" / which)
+    runfiles.check_finite(weights, root / "checkpoints" / f"{which}.safetensors")
     model = build(spec)
     try:
         model.load_state_dict(weights, strict=True)
@@ -165,10 +180,34 @@ def load_run(path: str | os.PathLike[str], which: str = "best", device: str | to
     status = _read_json(root / "status.json") if (root / "status.json").exists() else {}
     return Run(
         path=root, model=model, spec=spec, classes=list(classes), config=config,
-        mean=tuple(data["mean"]), std=tuple(data["std"]), input_shape=_shape(data["input_shape"]),
+        mean=mean, std=std, input_shape=input_shape,
         resize=str(data.get("resize", "crop")), data=data, metrics=read_metrics(root),
         status=status, checkpoint=meta, which=which,
     )
+
+
+def read_resumable(folder: Path) -> tuple[TrainConfig, Spec, str | None]:
+    """(config, spec, recorded data source) of a run folder to resume; reads only, writes nothing."""
+    from cnnlab.spec import load_spec
+    from cnnlab.train import runfiles
+
+    if not folder.is_dir():
+        raise RunError(f"cannot resume {folder}: no such folder; start a run with `cnnlab train SPEC --data DATA --out {folder}`")
+    missing = [n for n in REQUIRED if not (folder / n).is_file()]
+    if missing:
+        raise RunError(f"cannot resume {folder}: {', '.join(missing)} missing (the run stopped before it was set up, "
+                       "or files were deleted); start it afresh with `cnnlab train SPEC --data DATA --out "
+                       f"{folder}` after removing the folder, or restore the files")
+    cfg_path = folder / "config.yaml"
+    config = TrainConfig.from_dict(runfiles.check_config(_read_yaml(cfg_path), cfg_path), where=str(cfg_path))
+    try:
+        spec = load_spec(_read_yaml(folder / "spec.yaml"))
+    except CnnlabError as exc:
+        raise RunError(f"{folder / 'spec.yaml'}: {exc}; restore the run's own spec.yaml") from None
+    data = _read_json(folder / "data.json")
+    runfiles.check_data_info(data, tuple(spec.input), str(folder / "data.json"))
+    source = data.get("source") if isinstance(data.get("source"), str) else None
+    return config, spec, source
 
 
 def _shape(values: Any) -> tuple[int, int, int]:
@@ -180,7 +219,7 @@ def _check_folder(root: Path, which: str) -> None:
     if which not in ("best", "last"):
         raise RunError(f"checkpoint {which!r} is not one of: best, last")
     if not root.is_dir():
-        raise RunError(f"run folder {root} does not exist; train one with `cnnlab train SPEC --data DATA --out {root}`")
+        raise RunError(f"run folder {root} does not exist{missing_path_hint(root)}; train one with `cnnlab train SPEC --data DATA --out {root}`")
     missing = [name for name in REQUIRED if not (root / name).is_file()]
     if missing:
         raise RunError(f"{root} is not a complete run folder: missing {', '.join(missing)}")
@@ -196,7 +235,7 @@ def _check_folder(root: Path, which: str) -> None:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return read_yaml(path)
     except (OSError, yaml.YAMLError) as exc:
         raise RunError(f"cannot read {path}: {exc}") from None
 

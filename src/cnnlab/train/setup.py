@@ -5,6 +5,7 @@ Each function takes the resolved ``TrainConfig`` and returns plain objects; ``tr
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ class Parts:
     train_loader: BatchLoader
     val_loader: BatchLoader | None
     device: torch.device
+    finetune: Any = None  # FreezeSchedule with --init-from (train/finetune.py), else None
 
 
 def load_bundle(source: Any, input_shape: tuple[int, int, int], cfg: TrainConfig, show: bool) -> DataBundle:
@@ -86,6 +88,10 @@ def build_optimizer(raw: torch.nn.Module, cfg: TrainConfig, device: torch.device
     groups: list[dict[str, Any]] = [{"params": decay, "weight_decay": cfg.weight_decay},
                                     {"params": no_decay, "weight_decay": 0.0}]
     groups = [g for g in groups if g["params"]]
+    if cfg.init_from or (cfg.lr_ratio or 1.0) != 1.0:  # per-layer groups with lr_scale (train/finetune.py)
+        from cnnlab.train.finetune import param_groups
+
+        groups = param_groups(raw, float(cfg.weight_decay or 0.0), float(cfg.lr_ratio or 1.0))
     lr = float(cfg.lr or 0.0)
     choices: list[dict[str, Any]] = [{"fused": True}, {"foreach": True}, {}]
     for fast in choices:
@@ -122,7 +128,8 @@ def build_loaders(bundle: DataBundle, cfg: TrainConfig, device: torch.device,
 
 
 def _source_text(source: Any, bundle: DataBundle) -> str:
-    """The data source as ``--resume`` can load it again: absolute for paths, the name otherwise."""
+    """The data source as ``--resume`` can load it again: absolute for paths (not resolved through
+    symlinks, so it reads as the user's path), the name otherwise."""
     from pathlib import Path
 
     from cnnlab.data import DataBundle
@@ -130,4 +137,4 @@ def _source_text(source: Any, bundle: DataBundle) -> str:
     if isinstance(source, DataBundle):
         return bundle.source or "in-memory"
     text = str(source)
-    return str(Path(text).resolve()) if Path(text).exists() else text
+    return os.path.abspath(text) if Path(text).exists() else text

@@ -7,8 +7,10 @@ the end of the epoch. Validation runs under ``torch.inference_mode()``; gradient
 ``zero_grad(set_to_none=True)``; the optimizer is fused where PyTorch has a fused kernel.
 
 Exactness: the learning rate is a function of the step; the data order and augmentation are
-functions of ``(seed, epoch, batch)``; dropout draws from the global generator whose state is
-saved. So a resumed run repeats the uninterrupted one bit for bit (same device and threads).
+functions of ``(seed, epoch, batch)``; dropout draws from the global generator, which is
+reseeded each step from ``(seed, rank, step)`` (``dropout_seed``); optimizer state is restored in
+its parameters' memory format. So a resumed run repeats the uninterrupted one bit for bit (same
+device and threads).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from cnnlab.train.run import RunDir
 from cnnlab.train.schedule import LRSchedule
 from cnnlab.train.setup import Parts
 from cnnlab.train.state import autocast, capture_rng, restore_rng
+from cnnlab.utils.testpoints import point
 
 DDP_SYNC_STEPS = 25
 
@@ -51,6 +54,12 @@ class Position:
     correct: float = 0.0
     seen: int = 0
     train_time: float = 0.0  # seconds of training in this epoch so far
+
+
+def dropout_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of step ``step``'s random draws (dropout) on process ``rank``: its own stream per rank,
+    and a function of the step alone, so a resumed run draws exactly what the uninterrupted one did."""
+    return ((seed * 1_000_003 + rank) * 1_000_000_007 + step) % (2**63 - 1)
 
 
 class StopRequest:
@@ -89,6 +98,8 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch
         self.on_epoch = on_epoch  # called with each epoch's metrics row (the sweep's pruning hook)
         self.schedule = LRSchedule(cfg.schedule, float(cfg.lr or 0), cfg.epochs * steps_per_epoch, cfg.warmup)
+        if parts.finetune is not None:  # --init-from: a fresh schedule once the body unfreezes
+            self.schedule = parts.finetune.lr_schedule(self.schedule, steps_per_epoch)
         fp16 = cfg.precision is Precision.FP16
         self.scaler = torch.amp.GradScaler(parts.device.type) if fp16 else None
         self.stop = StopRequest()
@@ -107,6 +118,7 @@ class Trainer:
         """Load weights, optimizer, scaler, RNG and loop position from a resume checkpoint."""
         self.p.raw.load_state_dict(state.weights)
         self.p.optimizer.load_state_dict(state.optimizer)
+        ckpt.match_parameter_layout(self.p.optimizer)  # fused AdamW + channels-last needs it (issue 10)
         if self.scaler is not None and state.meta.get("scaler"):
             self.scaler.load_state_dict(state.meta["scaler"])
         restore_rng(state.rng)
@@ -121,7 +133,8 @@ class Trainer:
         position = dataclasses.asdict(self.pos)
         if partial is not None:
             position["loss_sum"], position["correct"], position["seen"] = partial
-        meta = {"position": position, "config": self.cfg.to_dict()}
+        meta = {"position": position, "config": self.cfg.to_dict(),
+                "runtime": {"threads": torch.get_num_threads(), "device": str(self.p.device), "torch": torch.__version__}}
         if self.scaler is not None:
             meta["scaler"] = self.scaler.state_dict()
         state = ckpt.TrainingState(ckpt.model_weights(self.p.raw), self.p.optimizer.state_dict(), capture_rng(), meta)
@@ -147,6 +160,8 @@ class Trainer:
         pos, loader = self.pos, self.p.train_loader
         loader.set_epoch(pos.epoch)
         self.p.model.train()
+        if self.p.finetune is not None:  # --init-from: freeze all but the head in the first epochs
+            self.p.finetune.start_epoch(pos.epoch)
         dev = self.p.device
         loss_sum = torch.tensor(pos.loss_sum, dtype=torch.float32, device=dev)
         correct = torch.tensor(int(pos.correct), dtype=torch.int64, device=dev)
@@ -172,12 +187,14 @@ class Trainer:
         """One optimizer step on batch ``x`` (B, C, H, W), ``y`` (B,); returns detached loss and logits."""
         lr = self.schedule.lr_at(self.pos.step)
         for group in self.p.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # discriminative LRs (train/finetune.py)
         if self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        torch.manual_seed(dropout_seed(self.cfg.seed, self.dist.rank, self.pos.step))
         with autocast(self.cfg.precision, self.p.device):
             logits = self.p.model(x)  # (B, K)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.label_smoothing)
+        point("step", epoch=self.pos.epoch, batch=self.pos.batch)
         self.p.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -238,6 +255,7 @@ class Trainer:
         loss_sum, correct, seen = reduce_sums([pos.loss_sum, pos.correct, pos.seen])
         if not math.isfinite(loss_sum):
             self._diverged()
+        point("epoch_end", epoch=pos.epoch)
         val_loss, val_acc, val_time = self.validate()
         train_acc = correct / max(seen, 1)
         score = val_acc if val_acc is not None else train_acc
@@ -263,15 +281,20 @@ class Trainer:
         A crash between two of these makes --resume redo the epoch, which repeats it bit for bit;
         rows of epochs that the resume state does not include are dropped on resume.
         """
+        epoch = row["epoch"]
         self.run_dir.append_metrics(row)
+        point("checkpoint", epoch=epoch, after="metrics")
         weights = ckpt.model_weights(self.p.raw)
-        meta = {"epoch": row["epoch"], "step": self.pos.step, "metrics": row,
+        meta = {"epoch": epoch, "step": self.pos.step, "metrics": row,
                 "best_epoch": self.pos.best_epoch, "best_acc": self.pos.best_acc}
         ckpt.write_weights(self.run_dir.checkpoints / "last", weights, meta)
+        point("checkpoint", epoch=epoch, after="last")
         if is_best:
             ckpt.write_weights(self.run_dir.checkpoints / "best", weights, meta)
+            point("checkpoint", epoch=epoch, after="best")
         self._save_resume()
-        self.run_dir.set_status("running", row["epoch"], step=self.pos.step)
+        point("checkpoint", epoch=epoch, after="resume")
+        self.run_dir.set_status("running", epoch, step=self.pos.step)
 
     @torch.inference_mode()
     def _val_sums(self) -> torch.Tensor:
@@ -279,7 +302,7 @@ class Trainer:
         dtype = torch.float32 if dev.type == "mps" else torch.float64
         sums = torch.zeros(3, dtype=dtype, device=dev)  # loss sum, correct, count
         assert self.p.val_loader is not None
-        for x, y in self.p.val_loader:
+        for i, (x, y) in enumerate(self.p.val_loader):
             if self.cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(self.cfg.precision, dev):
@@ -287,6 +310,7 @@ class Trainer:
             sums[0] += F.cross_entropy(logits, y, reduction="sum")
             sums[1] += (logits.argmax(1) == y).sum()
             sums[2] += y.shape[0]
+            point("validation", epoch=self.pos.epoch, batch=i)
         return sums.cpu().double()
 
     def validate(self) -> tuple[float | None, float | None, float]:

@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import importlib
+import importlib.abc
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -40,3 +41,54 @@ def lazy_exports(
         return sorted(set(vars(sys.modules[package])) | set(exports))
 
     return __getattr__, __dir__
+
+
+def install_api(
+    package: str, exports: Mapping[str, str], moved: Mapping[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``lazy_exports`` for the top-level package, plus two guarantees for its public names:
+
+    - a public name keeps meaning its function or class, whatever was imported before: Python binds
+      a subpackage as an attribute of its parent when it is imported (``import cnnlab.train.config``
+      sets ``cnnlab.train``), and the package refuses that binding for a name it exports;
+    - ``moved`` maps module paths of earlier releases to their homes (``cnnlab.evaluate`` ->
+      ``cnnlab.inference.evaluation``): importing the old path gives the same module object.
+    """
+    import types
+
+    module = sys.modules[package]
+    public = frozenset(exports)
+
+    class _Api(types.ModuleType):
+        def __setattr__(self, name: str, value: Any) -> None:
+            if name in public and isinstance(value, types.ModuleType):
+                return  # the import system binding a subpackage: the public function stays
+            super().__setattr__(name, value)
+
+    module.__class__ = _Api
+    if moved:
+        sys.meta_path.insert(0, _Alias(dict(moved)))
+    return lazy_exports(package, exports)
+
+
+class _Alias(importlib.abc.Loader, importlib.abc.MetaPathFinder):
+    """Meta-path finder: an old module path imports as the module at its new home (same object)."""
+
+    def __init__(self, moved: dict[str, str]) -> None:
+        self.moved = moved
+        self.home_spec: Any = None
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name not in self.moved:
+            return None
+        from importlib.machinery import ModuleSpec
+
+        return ModuleSpec(name, self)
+
+    def create_module(self, spec: Any) -> Any:
+        module = importlib.import_module(self.moved[spec.name])
+        self.home_spec = module.__spec__  # importlib overwrites __spec__ with the alias's: restored below
+        return module
+
+    def exec_module(self, module: Any) -> None:
+        module.__spec__ = self.home_spec  # already executed at its home: nothing to run

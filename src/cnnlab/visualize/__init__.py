@@ -21,6 +21,7 @@ from cnnlab.visualize.cam import CamResult, draw_cam, grad_cam, plot_cam, plot_c
 from cnnlab.visualize.confusion import normalise_rows, plot_confusion, save_confusion
 from cnnlab.visualize.curves import Curves, curves_data, plot_curves, save_curves
 from cnnlab.visualize.filters import FilterGrid, filter_grid, plot_filters, save_filters
+from cnnlab.visualize.lr_find import plot_lr_find
 from cnnlab.visualize.maps import (
     FeatureMaps,
     feature_maps,
@@ -33,7 +34,7 @@ from cnnlab.visualize.mistakes import plot_mistakes, save_mistakes, top_mistakes
 __all__ = [
     "CamResult", "Curves", "FeatureMaps", "FilterGrid",
     "curves_data", "draw_cam", "feature_maps", "figure_png", "filter_grid", "grad_cam", "new_figure",
-    "normalise_rows", "plot_cam", "plot_cam_grid", "plot_confusion", "plot_curves", "plot_feature_maps", "plot_filters",
+    "normalise_rows", "plot_cam", "plot_cam_grid", "plot_confusion", "plot_curves", "plot_feature_maps", "plot_filters", "plot_lr_find",
     "plot_mistakes", "save_cam", "save_confusion", "save_curves", "save_feature_maps", "save_figure",
     "save_filters", "save_mistakes", "spatial_layers", "top_mistakes",
 ]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from cnnlab.errors import CnnlabError, RunError
+from cnnlab.errors import CnnlabError
 from cnnlab.utils.io import atomic_path
 
 if TYPE_CHECKING:
@@ -48,9 +48,22 @@ def new_figure(width: float, height: float, dpi: int = DEFAULT_DPI, *,
 
 
 def figure_png(fig: Figure, dpi: int | None = None) -> bytes:
-    """Encode ``fig`` as PNG bytes."""
+    """Encode ``fig`` as PNG bytes: every text made drawable (``fonts.prepare_text``), then fitted
+    inside the canvas (``fit.fit_text``)."""
+    from PIL import Image
+
+    from cnnlab.visualize.fit import fit_text
+    from cnnlab.visualize.fonts import prepare_text
+
+    if dpi and dpi != fig.dpi:
+        fig.set_dpi(dpi)
+    prepare_text(fig)
+    fit_text(fig)  # measures on the real renderer, and leaves the final drawing on the canvas
+    rgba = np.asarray(fig.canvas.buffer_rgba())  # type: ignore[attr-defined]  # (H, W, 4): that drawing, not a new one
+    picture = Image.fromarray(rgba, "RGBA")
+    white = Image.new("RGBA", picture.size, (255, 255, 255, 255))
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi or fig.dpi, facecolor="white")
+    Image.alpha_composite(white, picture).convert("RGB").save(buf, format="png")
     return buf.getvalue()
 
 
@@ -208,16 +221,6 @@ def display_image(image: np.ndarray) -> np.ndarray:
     if arr.shape[0] == 3:
         return np.transpose(arr, (1, 2, 0))  # (H, W, 3)
     return arr.mean(axis=0)  # (H, W): several channels shown as their mean
-
-
-def require_weights_file(path: Path) -> None:
-    """Raise a clear ``RunError`` when a run folder has no checkpoint to load."""
-    ckpt = path / "checkpoints"
-    if not (ckpt.is_dir() and any(ckpt.glob("*.safetensors"))):
-        raise RunError(
-            f"run folder {str(path)!r} has no weights (expected checkpoints/best.safetensors or "
-            "last.safetensors); train it first with `cnnlab train` or point to a finished run"
-        )
 
 
 def caption(ax: Axes, text: str, *, size: float = 8, color: str = "#222", left: bool = False) -> None:

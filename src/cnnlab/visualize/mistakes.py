@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cnnlab.i18n import tr
+from cnnlab.i18n import integer, tr
 from cnnlab.visualize._common import caption, display_image, grid_figure, save_figure
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def plot_mistakes(
     if n == 0:
         axes[0].text(0.5, 0.5, tr("visualize.mistakes.none", lang), ha="center", va="center")
     seen = len(labels) if total is None else total
-    fig.suptitle(tr("visualize.mistakes.title", lang, n=n, total=f"{seen:,}".replace(",", "." if lang == "pt" else ",")), fontsize=10, y=0.995, va="top")
+    fig.suptitle(tr("visualize.mistakes.title", lang, n=n, total=integer(seen, lang)), fontsize=10, y=0.995, va="top")
     return fig
 
 

@@ -6,6 +6,7 @@ True
 ['alexnet', 'alexnet-2012']
 
 ``cnnlab models`` lists them with their counts; ``cnnlab summary NAME`` explains one.
+A base module: it may import only ``errors`` (the spec loader reads its YAML files by name).
 """
 
 from __future__ import annotations
