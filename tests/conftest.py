@@ -20,3 +20,6 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+from _browser import browser  # noqa: E402,F401  (the headless-Chromium fixture of the browser tests)

@@ -24,27 +24,6 @@ from _report_helpers import tiny_run
 pytestmark = pytest.mark.slow
 pytest.importorskip("uvicorn", reason="the explore server needs the [explore] extra (starlette, uvicorn)")
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def _chromium() -> str:
-    for candidate in (os.environ.get("CNNLAB_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    pytest.skip("Chromium is not installed (apt-get install chromium, or set CNNLAB_CHROMIUM)")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=_chromium(), args=ARGS)
-        yield b
-        b.close()
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     return tiny_run(tmp_path_factory.mktemp("explore") / "run")

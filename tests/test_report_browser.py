@@ -8,8 +8,6 @@ the system Chromium is used, no browser download). ``CNNLAB_CHROMIUM`` may point
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,30 +15,6 @@ import pytest
 from _report_helpers import SPEC, tiny_run
 
 pytestmark = pytest.mark.slow
-
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def _chromium() -> str:
-    for candidate in (os.environ.get("CNNLAB_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    pytest.skip("Chromium is not installed (apt-get install chromium, or set CNNLAB_CHROMIUM); "
-                "the browser test cannot run here")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="Playwright is not installed (pip install playwright)")
-    executable = _chromium()
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, args=ARGS)
-        yield b
-        b.close()
-
 
 def _open(browser, path: Path, width: int = 1280):
     page = browser.new_page(viewport={"width": width, "height": 900})

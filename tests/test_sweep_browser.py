@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from _sweep_helpers import image_folder, spec_file, trials_of
-from test_report_browser import _open, browser  # noqa: F401  (the fixture)
+from test_report_browser import _open
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def _sweep(tmp: Path) -> Path:
     return tmp / "sw"
 
 
-def test_sweep_report_renders_in_chromium(browser, tmp_path: Path) -> None:  # noqa: F811
+def test_sweep_report_renders_in_chromium(browser, tmp_path: Path) -> None:
     from cnnlab.sweep import load_sweep, write_sweep_report
 
     folder = _sweep(tmp_path)
