@@ -20,6 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
+from _trust_data import stripes_folder
 from cnnlab.errors import DataError, RunError
 from cnnlab.train import checkpoint as ckpt
 from cnnlab.train import load_run
@@ -36,26 +37,11 @@ SPEC = {
 OPTS = {"epochs": 2, "batch_size": 8, "threads": 1, "seed": 3, "quiet": True}
 
 
-def _write_folder(root: Path, n: int = 40, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    for label, name in enumerate(("rows", "cols")):
-        folder = root / name
-        folder.mkdir(parents=True)
-        for i in range(n):
-            img = rng.integers(0, 90, size=(12, 12, 3))
-            if label == 0:
-                img[::2] += 150
-            else:
-                img[:, ::2] += 150
-            Image.fromarray(img.astype(np.uint8)).save(folder / f"{i}.png")
-    return root
-
-
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> dict[str, Path]:
     """A data folder and one finished 2-epoch run on it (copied by each test that changes it)."""
     root = tmp_path_factory.mktemp("trust")
-    data = _write_folder(root / "data")
+    data = stripes_folder(root / "data")
     fit(SPEC, str(data), out=root / "run", **OPTS)
     return {"root": root, "data": data, "run": root / "run"}
 
@@ -195,7 +181,7 @@ def test_4_resume_refuses_options_that_change_the_run(base, tmp_path, change):
     run = _copy(base, tmp_path)
     before = _digest(run)
     if "data" in change:
-        other = _write_folder(tmp_path / "other", seed=9)
+        other = stripes_folder(tmp_path / "other", seed=9)
         with pytest.raises(RunError, match="the data"):
             fit(run, str(other), resume=True, quiet=True)
     else:
@@ -238,7 +224,7 @@ def test_5_other_data_holding_training_images_is_refused_unless_all_is_explicit(
     from cnnlab.inference.dataset import resolve_split
 
     run = load_run(base["run"])
-    mixed = _write_folder(tmp_path / "mixed", n=5, seed=11)
+    mixed = stripes_folder(tmp_path / "mixed", n=5, seed=11)
     train_files = [s for s in resolve_split(run, None, "train")[0].sources][:3]
     for i, src in enumerate(train_files):
         shutil.copy(src, mixed / Path(src).parent.name / f"copy{i}.png")

@@ -17,11 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
+from _trust_data import stripes_folder
 from cnnlab.train import checkpoint as ckpt
 
 pytestmark = pytest.mark.slow
@@ -40,17 +39,7 @@ layers:
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("ddpdrop")
-    rng = np.random.default_rng(0)
-    for label, name in enumerate(("rows", "cols")):
-        folder = base / "data" / name
-        folder.mkdir(parents=True)
-        for i in range(40):
-            img = rng.integers(0, 90, size=(12, 12, 3))
-            if label == 0:
-                img[::2] += 150
-            else:
-                img[:, ::2] += 150
-            Image.fromarray(img.astype(np.uint8)).save(folder / f"{i}.png")
+    stripes_folder(base / "data")
     (base / "spec.yaml").write_text(SPEC)
     return base
 

@@ -26,11 +26,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
+from _trust_data import stripes_folder
 from cnnlab.train import checkpoint as ckpt
 
 pytestmark = pytest.mark.slow
@@ -84,17 +83,7 @@ class Zygote:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("kill")
-    rng = np.random.default_rng(0)
-    for label, name in enumerate(("rows", "cols")):
-        folder = root / "data" / name
-        folder.mkdir(parents=True)
-        for i in range(40):
-            img = rng.integers(0, 90, size=(12, 12, 3))
-            if label == 0:
-                img[::2] += 150
-            else:
-                img[:, ::2] += 150
-            Image.fromarray(img.astype(np.uint8)).save(folder / f"{i}.png")
+    stripes_folder(root / "data")
     (root / "spec.yaml").write_text(SPEC)
     env = dict(os.environ, CNNLAB_CACHE=str(root / "cache"), MPLBACKEND="Agg")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH")]))
