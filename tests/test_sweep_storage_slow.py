@@ -189,7 +189,10 @@ def test_ctrl_c_saves_running_trials_and_join_resumes_them(tmp_path: Path) -> No
     stopped = [t for t in before if t.state.name == "FAIL" and t.user_attrs.get("interrupted")]
     assert stopped and all(t.user_attrs.get("error") is None for t in stopped)
     # a trial stopped inside its training loop saved its state (one still in its setup had none to save)
-    saved = [t for t in stopped if (out / t.user_attrs["run"] / "checkpoints" / "resume.safetensors").exists()]
+    # (a trial interrupted before it chose its run folder has no "run" attribute)
+    saved = [t for t in stopped
+             if "run" in t.user_attrs and (out / t.user_attrs["run"] / "checkpoints" / "resume.safetensors").exists()]
+    assert saved, "the trial seen past its first epoch saved no resume checkpoint"
     for t in stopped:  # a retry that continues it is queued
         assert [r.state.name for r in before if r.user_attrs.get("retry_of") == t.number] == ["WAITING"]
     res = run_sweep_cli(tmp_path, "--join", str(out), "--no-report")
