@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from cnnlab.errors import RunError, TrainingDiverged
+from cnnlab.errors import TrainingDiverged
 from cnnlab.train import checkpoint as ckpt
 from cnnlab.train.batches import BatchPlan, scaled_lr
 from cnnlab.train.config import DEFAULT_WARMUP, Precision, TrainConfig
@@ -142,12 +142,6 @@ class Trainer:
             self.scaler.load_state_dict(state.meta["scaler"])
         restore_rng(state.rng)
         self.pos = Position(**state.meta["position"])
-        if self.pos.step != self.plan.first_step(self.pos.epoch) + self.pos.batch:
-            raise RunError(
-                f"the resume checkpoint stands at epoch {self.pos.epoch + 1}, batch {self.pos.batch}, step "
-                f"{self.pos.step}, which this run's batch plan ({self.plan.total} steps) puts at step "
-                f"{self.plan.first_step(self.pos.epoch) + self.pos.batch}; the checkpoint belongs to another "
-                f"recipe. Restore the run's own checkpoints/resume.safetensors, or start a new run")
         if self.dist.distributed and not self.dist.is_main:  # the saved partial sums already count every rank
             self.pos.loss_sum, self.pos.correct, self.pos.seen = 0.0, 0.0, 0
 
