@@ -328,4 +328,4 @@ def test_the_start_summary_shows_the_scaled_lr_and_the_batch_schedule(tmp_path, 
     assert found["train.lr_scaled"]["lr"] == "0.0025" and found["train.lr_scaled"]["given"] == "0.0100"
     assert "learning rate 0.0025" in found["train.recipe"]["batch"]
     assert found["train.batch_schedule"]["total"] == "18"  # 12 steps of 8, then 6 of 16
-    assert found["train.batch_schedule"]["stretches"] == "epochs 1: batch 8, 12 steps each; epochs 2: batch 16, 6 steps each"
+    assert found["train.batch_schedule"]["stretches"] == "epoch 1: batch 8, 12 steps; epoch 2: batch 16, 6 steps"

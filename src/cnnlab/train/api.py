@@ -286,7 +286,7 @@ def _announce(progress: Progress, run_dir: RunDir, cfg: TrainConfig, analysis: A
                   params=analysis.total_params, train=counts["train"], val=counts.get("val", 0))
     progress.info("train.recipe", optimizer=cfg.optimizer.value, schedule=cfg.schedule.value,
                   epochs=count(cfg.epochs, "epoch", progress.lang), steps=count(trainer.plan.steps_in(0), "step", progress.lang),
-                  batch=explain_batch(dist, cfg.batch_size, trainer.peak_lr))
+                  batch=explain_batch(dist, cfg.batch_size, trainer.peak_lr, cfg.lr_scaling is not None))
     _announce_scaling(progress, cfg, trainer, dist.world_size)
     if trainer.pos.step:
         progress.info("train.resumed", epoch=trainer.pos.epoch + 1, batch=trainer.pos.batch, step=trainer.pos.step)
@@ -310,5 +310,6 @@ def tr_stretch(first: int, last: int, batch: int, steps: int, lang: str) -> str:
     """One stretch of a batch schedule, e.g. ``epochs 1-10: batch 128, 47 steps each``."""
     from cnnlab.i18n import integer, tr
 
-    epochs = integer(first, lang) if first == last else f"{integer(first, lang)}-{integer(last, lang)}"
-    return tr("train.batch_stretch", lang, epochs=epochs, batch=integer(batch, lang), steps=integer(steps, lang))
+    key = "train.batch_stretch_one" if first == last else "train.batch_stretch"
+    return tr(key, lang, first=integer(first, lang), last=integer(last, lang), batch=integer(batch, lang),
+              steps=integer(steps, lang))
