@@ -317,6 +317,30 @@ def test_dry_run_and_config_file_accept_both_spellings(tmp_path, capsys):
     assert cfg.batch_schedule == [(10, 5), (20, 5)] and math.isclose(cfg.lr_steps[1][1], 0.2)  # type: ignore[index]
 
 
+def test_none_clears_a_config_files_schedule():
+    base = TrainConfig(epochs=5, batch_schedule="2:2")
+    assert base.replace(batch_schedule="none").batch_schedule is None
+    assert TrainConfig.from_dict({"epochs": 5, "batch_schedule": "off"}).batch_schedule is None
+
+
+def test_lr_find_runs_at_the_initial_batch_size_and_ignores_the_schedules(monkeypatch):
+    import importlib
+
+    from cnnlab.model import build
+
+    lr_find_mod = importlib.import_module("cnnlab.train.lr_find")  # `from cnnlab.train import` gives the function
+
+    sizes: list[int] = []
+    original = lr_find_mod._batches
+    monkeypatch.setattr(lr_find_mod, "_batches", lambda data, batch, *a: sizes.append(batch) or original(data, batch, *a))
+    cfg = TrainConfig(epochs=3, batch_size=8, batch_schedule="1:2", schedule="step", lr_steps="2:0.1",
+                      lr_scaling="linear")
+    data = bundle()
+    result = lr_find_mod.lr_find(build(SPEC), data.train, mean=data.mean, std=data.std, config=cfg, num_iter=6,
+                                 device="cpu")
+    assert sizes == [8] and len(result.lrs) == 6
+
+
 def test_the_start_summary_shows_the_scaled_lr_and_the_batch_schedule(tmp_path, monkeypatch):
     from cnnlab.train.progress import Progress
 
