@@ -317,6 +317,23 @@ def test_dry_run_and_config_file_accept_both_spellings(tmp_path, capsys):
     assert cfg.batch_schedule == [(10, 5), (20, 5)] and math.isclose(cfg.lr_steps[1][1], 0.2)  # type: ignore[index]
 
 
+def test_the_memory_check_uses_the_largest_scheduled_batch(tmp_path, monkeypatch):
+    """A run that fits at batch 8 but not at 8 x 1000 = 8000 is refused before anything is written."""
+    import importlib
+
+    from cnnlab.analysis import analyze
+
+    limits = importlib.import_module("cnnlab.train.limits")
+    memory = analyze(SPEC).memory
+    small, large = limits.step_bytes(memory, 8), limits.step_bytes(memory, 8000)
+    monkeypatch.setattr(limits, "_address_space_left", lambda: None)
+    monkeypatch.setattr(limits, "_mem_available", lambda: int((small + large) / 2 / limits.USABLE_SHARE))
+    fit(SPEC, bundle(), out=tmp_path / "fits", **{**OPTS, "epochs": 1, "batch_schedule": None})
+    with pytest.raises(CnnlabError, match="at batch size 8000 needs about"):
+        fit(SPEC, bundle(), out=tmp_path / "grows", **{**OPTS, "batch_schedule": "1:1000"})
+    assert not (tmp_path / "grows").exists()
+
+
 def test_none_clears_a_config_files_schedule():
     base = TrainConfig(epochs=5, batch_schedule="2:2")
     assert base.replace(batch_schedule="none").batch_schedule is None

@@ -123,7 +123,10 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     device = dist.device
     cfg = cfg.for_device(device.type)
     check_precision(cfg.precision, device)
-    check_fits(analysis, cfg.batch_size, device, force=force, lang=progress.lang)
+    from cnnlab.train.batches import batch_sizes
+
+    largest = max(batch for _, batch in batch_sizes(cfg.batch_size, cfg.batch_schedule))  # a batch schedule grows it
+    check_fits(analysis, largest, device, force=force, lang=progress.lang)
     threads = set_threads(cfg.threads)
     _warn_if_busy(progress, device, threads)
     if dist.is_main:  # one writer per run folder: taken before anything is read or written
