@@ -72,7 +72,12 @@ def _evaluate(run: Any, images: Any) -> EvalResult:
     from cnnlab.inference.evaluation import evaluate
 
     batch = int(getattr(run.config, "eval_batch_size", EVAL_BATCH_SIZE) or EVAL_BATCH_SIZE)
-    return evaluate(run, images, batch_size=batch)
+    cache = None
+    if getattr(run, "path", None):  # the run folder keeps the predictions for the next report of the same weights
+        from cnnlab.train.run import cache_file
+
+        cache = cache_file(run.path, f"report-eval-{getattr(run, 'which', 'best')}.npz")
+    return evaluate(run, images, batch_size=batch, cache=cache)
 
 
 def _add_evaluation(report: ReportData, run: Any, images: Any, res: EvalResult, analysis: Analysis,
