@@ -23,14 +23,14 @@ SLACK = 0.5  # pixels of tolerance at the canvas edge (antialiasing)
 
 def outside(fig: Figure) -> list[Text]:
     """The visible, non-empty text artists of ``fig`` that cross its canvas edge (after a draw)."""
-    from matplotlib.text import Text
+    from cnnlab.visualize._common import text_artists
 
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     box = fig.bbox
     hidden = _undrawn_tick_labels(fig)
     out = []
-    for text in fig.findobj(Text):
+    for text in text_artists(fig):
         if not text.get_visible() or not text.get_text().strip() or id(text) in hidden:
             continue
         if text.axes is not None and not text.axes.get_visible():
@@ -80,6 +80,8 @@ def _undrawn_tick_labels(fig: Figure) -> set[int]:
     """Tick labels matplotlib keeps but does not draw (ticks outside the view limits)."""
     hidden: set[int] = set()
     for ax in fig.axes:
+        if not ax.axison:  # text_artists leaves its axes' texts out already
+            continue
         for axis in (ax.xaxis, ax.yaxis):
             ticks = axis.get_major_ticks() + axis.get_minor_ticks()
             drawn = {id(t) for t in axis._update_ticks()}  # type: ignore[union-attr]  # what Axis.draw draws
