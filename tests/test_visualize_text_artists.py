@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from matplotlib.text import Text
 
-from cnnlab.visualize import _common, plot_confusion, plot_mistakes
-from cnnlab.visualize._common import figure_png, new_figure, text_artists
+from cnnlab.visualize import fit, plot_confusion, plot_mistakes
+from cnnlab.visualize._common import figure_png, new_figure
+from cnnlab.visualize.fit import text_artists
 
 
 def _reference(fig):  # noqa: ANN001, ANN202 - the walk before the fast path
@@ -53,6 +54,6 @@ def test_axis_off_cells_keep_their_own_texts_but_not_their_ticks() -> None:
 @pytest.mark.parametrize("make", [_mistakes_figure, _confusion_figure])
 def test_png_bytes_equal_the_reference_walk(make, monkeypatch) -> None:  # noqa: ANN001
     fast = figure_png(make(), 90)
-    monkeypatch.setattr(_common, "text_artists", _reference)
+    monkeypatch.setattr(fit, "text_artists", _reference)  # fonts.py imports it from fit at call time
     slow = figure_png(make(), 90)
     assert fast == slow

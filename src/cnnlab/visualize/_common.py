@@ -16,7 +16,7 @@ import io
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     import torch
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-    from matplotlib.text import Text
     from torch import nn
 
 DEFAULT_DPI = 100
@@ -66,30 +65,6 @@ def figure_png(fig: Figure, dpi: int | None = None) -> bytes:
     buf = io.BytesIO()
     Image.alpha_composite(white, picture).convert("RGB").save(buf, format="png")
     return buf.getvalue()
-
-
-def text_artists(fig: Figure) -> list[Text]:
-    """Every ``Text`` of ``fig`` that a drawing can show: ``fig.findobj(Text)`` minus the axis texts (tick
-    labels, axis labels) of axes whose axis is switched off, which ``Axes.draw`` never draws. Walking
-    those makes matplotlib create every tick of every image axes, most of a grid figure's cost.
-    """
-    from matplotlib.axes import Axes
-    from matplotlib.axis import Axis
-    from matplotlib.text import Text
-
-    out: list[Text] = []
-
-    def walk(artist: Any) -> None:
-        children = artist.get_children()
-        if isinstance(artist, Axes) and not artist.axison:
-            children = [c for c in children if not isinstance(c, Axis)]
-        for child in children:
-            walk(child)
-        if isinstance(artist, Text):
-            out.append(artist)
-
-    walk(fig)
-    return out
 
 
 def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int | None = None) -> Path:

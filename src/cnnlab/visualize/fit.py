@@ -8,7 +8,7 @@ measured on the real renderer; one that crosses the canvas edge gets a smaller f
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cnnlab.utils.paths import shorten_middle
 
@@ -23,8 +23,6 @@ SLACK = 0.5  # pixels of tolerance at the canvas edge (antialiasing)
 
 def outside(fig: Figure) -> list[Text]:
     """The visible, non-empty text artists of ``fig`` that cross its canvas edge (after a draw)."""
-    from cnnlab.visualize._common import text_artists
-
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     box = fig.bbox
@@ -63,6 +61,30 @@ def fit_text(fig: Figure) -> Figure:
                 label = text.get_text()
                 text.set_text(shorten_middle(label, max(1, int(len(label) * ratio) - 1)))
     return fig
+
+
+def text_artists(fig: Figure) -> list[Text]:
+    """Every ``Text`` of ``fig`` that a drawing can show: ``fig.findobj(Text)`` minus the axis texts (tick
+    labels, axis labels) of axes whose axis is switched off, which ``Axes.draw`` never draws. Walking
+    those makes matplotlib create every tick of every image axes, most of a grid figure's cost.
+    """
+    from matplotlib.axes import Axes
+    from matplotlib.axis import Axis
+    from matplotlib.text import Text
+
+    out: list[Text] = []
+
+    def walk(artist: Any) -> None:
+        children = artist.get_children()
+        if isinstance(artist, Axes) and not artist.axison:
+            children = [c for c in children if not isinstance(c, Axis)]
+        for child in children:
+            walk(child)
+        if isinstance(artist, Text):
+            out.append(artist)
+
+    walk(fig)
+    return out
 
 
 def _room(text: Text, fig: Figure) -> float:

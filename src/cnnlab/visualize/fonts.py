@@ -74,7 +74,7 @@ def prepare_text(fig: Figure) -> None:
     """Make every text of ``fig`` drawable with the installed fonts (see the module docstring)."""
     from matplotlib.ticker import FixedFormatter, FuncFormatter
 
-    from cnnlab.visualize._common import text_artists
+    from cnnlab.visualize.fit import text_artists
 
     family = families()
     for ax in fig.axes:
