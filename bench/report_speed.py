@@ -13,7 +13,8 @@ Each round runs ``python -m cnnlab report RUN`` twice in a fresh process (import
 * ``warm``: with the cache the cold call left (every later report, and every ``cnnlab report`` after a
   ``cnnlab train`` that wrote its report: the cache is keyed by a hash of the weights and the images).
 
-Rounds alternate cold, warm, cold, warm...; the script prints every round's wall and CPU seconds
+With ``--baseline-src OTHER/src`` each round also runs another checkout's ``cnnlab report`` (e.g. main
+before a change), for a before/after in the same invocation. Rounds alternate cold, warm(, baseline)...; the script prints every round's wall and CPU seconds
 (user + sys of the child) and the 1-minute load average before it, then the medians, and checks that
 the cold and warm pages are identical (but for the "generated" time). Without ``--quick`` it also
 times the phases in-process with warm imports. Target: warm median <= 2 s on 2 quiet cores.
@@ -50,28 +51,31 @@ def ensure_run(path: Path | None) -> Path:
     return run
 
 
-def one_report(run: Path, out: Path) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (user + sys of the child) of one fresh ``cnnlab report`` process."""
+def one_report(run: Path, out: Path, src: Path | None = None) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + sys of the child) of one fresh ``cnnlab report`` process
+    (``src``: the ``src`` folder of another checkout to run instead of the installed cnnlab)."""
     import resource
 
+    env = dict(os.environ, PYTHONPATH=str(src)) if src is not None else None
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "cnnlab", "report", str(run), "--out", str(out)], check=True,
-                   stdout=subprocess.DEVNULL)
+                   stdout=subprocess.DEVNULL, env=env)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def cli_rounds(run: Path, rounds: int, tmp: Path) -> dict[str, list[dict[str, float]]]:
-    """Alternating cold / warm rounds (see the module docstring), each printed as it ends."""
-    out: dict[str, list[dict[str, float]]] = {"cold": [], "warm": []}
+def cli_rounds(run: Path, rounds: int, tmp: Path, baseline: Path | None = None) -> dict[str, list[dict[str, float]]]:
+    """Alternating cold / warm (/ baseline) rounds (see the module docstring), each printed as it ends."""
+    kinds = ("cold", "warm") + (("baseline",) if baseline is not None else ())
+    out: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     for r in range(1, rounds + 1):
-        for kind in ("cold", "warm"):
+        for kind in kinds:
             if kind == "cold":
                 shutil.rmtree(run / "cache", ignore_errors=True)
             load = os.getloadavg()[0]
-            wall, cpu = one_report(run, tmp / f"{kind}.html")
+            wall, cpu = one_report(run, tmp / f"{kind}.html", baseline if kind == "baseline" else None)
             out[kind].append({"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "load_1min": round(load, 2)})
             print(f"round {r} {kind}: {wall:.2f} s wall, {cpu:.2f} s CPU (load {load:.2f})", flush=True)
     return out
@@ -124,13 +128,17 @@ def main() -> None:
     parser.add_argument("run", nargs="?", type=Path, default=None)
     parser.add_argument("--rounds", type=int, default=3, help="cold/warm pairs (default 3)")
     parser.add_argument("--quick", action="store_true", help="leave out the in-process phase timings")
+    parser.add_argument("--baseline-src", type=Path, default=None,
+                        help="the src/ folder of another checkout (e.g. main before a change): each round also "
+                             "runs its `cnnlab report`, for a before/after in one invocation")
     args = parser.parse_args()
     run = ensure_run(args.run)
     start_load = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        rounds = cli_rounds(run, max(1, args.rounds), tmp)
+        rounds = cli_rounds(run, max(1, args.rounds), tmp, args.baseline_src)
         identical = same_page(tmp / "cold.html", tmp / "warm.html")
+        baseline_identical = same_page(tmp / "cold.html", tmp / "baseline.html") if args.baseline_src else None
         size = (tmp / "warm.html").stat().st_size
         inproc = None if args.quick else phases(run, tmp / "inproc.html")
 
@@ -145,6 +153,10 @@ def main() -> None:
         "rounds": rounds,
         "warm_median_s": med("warm", "wall_s"), "warm_cpu_median_s": med("warm", "cpu_s"),
         "cold_median_s": med("cold", "wall_s"), "cold_cpu_median_s": med("cold", "cpu_s"),
+        **({"baseline_src": str(args.baseline_src), "baseline_median_s": med("baseline", "wall_s"),
+            "baseline_cpu_median_s": med("baseline", "cpu_s"),
+            "baseline_page_identical": baseline_identical}
+           if args.baseline_src else {}),
         "cold_and_warm_pages_identical": identical,
         "size_bytes": size,
         "phases": inproc,
@@ -157,7 +169,9 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     print(f"cnnlab report: warm median {result['warm_median_s']:.2f} s wall ({result['warm_cpu_median_s']:.2f} s CPU), "
           f"cold median {result['cold_median_s']:.2f} s ({result['cold_cpu_median_s']:.2f} s CPU) over "
-          f"{args.rounds} rounds; target <= 2 s; pages identical: {identical}; load {start_load[0]} at start")
+          f"{args.rounds} rounds; target <= 2 s; pages identical: {identical}; load {start_load[0]} at start"
+          + (f"; baseline ({args.baseline_src}) median {result['baseline_median_s']:.2f} s wall "
+             f"({result['baseline_cpu_median_s']:.2f} s CPU), same page: {baseline_identical}" if args.baseline_src else ""))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "report_speed.json").write_text(json.dumps(result, indent=2) + "\n")
 
