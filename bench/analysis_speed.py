@@ -8,7 +8,9 @@ The figure that meets the target is ``load_spec(d)`` + ``analyze(spec)`` from a 
 parse + analyze from the dict, parse only, analyze only (spec already parsed). A round's figure is the
 median per-call milliseconds, wall (``perf_counter``) and CPU (``process_time``); the script prints
 every round and the median over rounds, with the 1-minute load average. Target: ≤ 10 ms for parse +
-analyze. Writes bench/results/analysis_speed.json.
+analyze. With ``--baseline-src OTHER/src`` a child process running another checkout (e.g. main before
+a change) is measured in the same rounds, right after this one, and the per-round ratio is printed.
+Writes bench/results/analysis_speed.json.
 The spec is generated here (bottleneck blocks 3-8-36-3, torchvision layout) and its parameter
 count is checked against torchvision's published ResNet-152 figure (60,192,808) first.
 """
@@ -20,6 +22,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -65,11 +68,23 @@ def per_call_ms(fn: Any, calls: int) -> tuple[float, float]:
     return statistics.median(wall), statistics.median(cpu)
 
 
+def one_round(things: dict[str, Any], calls: int) -> dict[str, Any]:
+    row: dict[str, Any] = {"load_1min": round(os.getloadavg()[0], 2)}
+    for name, fn in things.items():
+        wall, cpu = per_call_ms(fn, calls)
+        row[f"{name}_ms"], row[f"{name}_cpu_ms"] = round(wall, 3), round(cpu, 3)
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--calls", type=int, default=200, help="calls per round and per measured thing")
     ap.add_argument("--quick", action="store_true", help="3 rounds of 60 calls")
+    ap.add_argument("--baseline-src", type=Path, default=None,
+                    help="the src/ folder of another checkout (e.g. main before a change), measured in the same "
+                         "rounds by a child process: before/after in one invocation")
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     rounds, calls = (3, 60) if args.quick else (max(3, args.rounds), args.calls)
     data = resnet152()
@@ -85,12 +100,27 @@ def main() -> None:
         "parse_only": lambda: load_spec(data),
         "analyze_only": lambda: analyze(spec),
     }
+    if args.serve:  # the baseline side: one round per line read, answered as one JSON line
+        for _ in sys.stdin:
+            print(json.dumps(one_round(things, calls)), flush=True)
+        return
+    baseline = None
+    if args.baseline_src is not None:
+        env = dict(os.environ, PYTHONPATH=str(args.baseline_src))
+        baseline = subprocess.Popen([sys.executable, __file__, "--serve", "--calls", str(calls)], env=env,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     per_round: list[dict[str, Any]] = []
     for r in range(1, rounds + 1):
-        row: dict[str, Any] = {"load_1min": round(os.getloadavg()[0], 2)}
-        for name, fn in things.items():
-            wall, cpu = per_call_ms(fn, calls)
-            row[f"{name}_ms"], row[f"{name}_cpu_ms"] = round(wall, 3), round(cpu, 3)
+        row = one_round(things, calls)
+        if baseline is not None:
+            assert baseline.stdin is not None and baseline.stdout is not None
+            baseline.stdin.write("go\n")
+            baseline.stdin.flush()
+            other = json.loads(baseline.stdout.readline())
+            row.update({f"baseline_{k}": v for k, v in other.items()})
+            row["ratio_baseline_over_this"] = round(other["parse_and_analyze_ms"] / row["parse_and_analyze_ms"], 3)
+            print(f"round {r} baseline ({args.baseline_src}): parse+analyze {other['parse_and_analyze_ms']:.2f} ms "
+                  f"wall ({other['parse_and_analyze_cpu_ms']:.2f} CPU)", flush=True)
         per_round.append(row)
         print(f"round {r}: parse+analyze {row['parse_and_analyze_ms']:.2f} ms wall "
               f"({row['parse_and_analyze_cpu_ms']:.2f} CPU), parse {row['parse_only_ms']:.2f}, "
@@ -107,6 +137,10 @@ def main() -> None:
         "parse_and_analyze_median_ms": med("parse_and_analyze_ms"),
         "parse_and_analyze_cpu_median_ms": med("parse_and_analyze_cpu_ms"),
         "parse_only_median_ms": med("parse_only_ms"), "analyze_only_median_ms": med("analyze_only_ms"),
+        **({"baseline_src": str(args.baseline_src),
+            "baseline_parse_and_analyze_median_ms": med("baseline_parse_and_analyze_ms"),
+            "baseline_parse_and_analyze_cpu_median_ms": med("baseline_parse_and_analyze_cpu_ms"),
+            "median_ratio_baseline_over_this": med("ratio_baseline_over_this")} if baseline is not None else {}),
         "target_ms": 10,
         "torch_imported": "torch" in sys.modules,
         "python": platform.python_version(), "machine": platform.processor() or platform.machine(),
@@ -116,6 +150,11 @@ def main() -> None:
     print(f"analyze from a dict, parsing included: median {result['parse_and_analyze_median_ms']:.2f} ms wall "
           f"({result['parse_and_analyze_cpu_median_ms']:.2f} ms CPU) over {rounds} rounds of {calls} calls; "
           f"target <= 10 ms")
+    if baseline is not None:
+        baseline.stdin.close()  # type: ignore[union-attr]
+        baseline.wait()
+        print(f"baseline {args.baseline_src}: median {result['baseline_parse_and_analyze_median_ms']:.2f} ms wall; "
+              f"median per-round ratio baseline / this = {result['median_ratio_baseline_over_this']:.2f}")
     out = Path(__file__).parent / "results" / "analysis_speed.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
