@@ -118,3 +118,27 @@ def test_unwritable_folder_costs_only_the_saving(setup, tmp_path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")  # a file where the cache folder should be
     _same(evaluate(run, data, batch_size=16), evaluate(run, data, batch_size=16, cache=blocker / "c.npz"))
+
+
+@pytest.mark.slow
+def test_report_after_training_reuses_the_evaluation_of_the_trainings_report(tmp_path, monkeypatch) -> None:
+    """`cnnlab train` writes the report at the end; a later report of the same run needs no model pass."""
+    from _report_helpers import SPEC, squares_bundle
+    from cnnlab.report import write_report
+    from cnnlab.workflows import train
+
+    bundle = squares_bundle()
+    folder = tmp_path / "run"
+    train(SPEC, bundle, out=folder, quiet=True, report=True, epochs=1, batch_size=24, lr=0.01, threads=1)
+    assert (folder / "cache" / "report-eval-best.npz").is_file()
+    calls = _count_model_runs(monkeypatch)
+    write_report(folder, data=bundle.val, out=tmp_path / "again.html")
+    assert calls == []  # the cache of the training's report was used
+    from cnnlab.train import load_run
+
+    run = load_run(folder)
+    cached = evaluate(run, bundle.val, cache=folder / "cache" / "report-eval-best.npz",
+                      batch_size=int(run.config.eval_batch_size))
+    assert calls == []
+    monkeypatch.undo()
+    _same(cached, evaluate(run, bundle.val, batch_size=int(run.config.eval_batch_size)))
