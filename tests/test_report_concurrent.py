@@ -52,3 +52,20 @@ def test_a_failing_child_falls_back_to_drawing_here(monkeypatch) -> None:
     monkeypatch.setattr(concurrent, "usable_cores", lambda: 2)
     assert concurrent.in_background({"x": only_here}).results() == {"x": 42}
     assert concurrent.in_background({"y": lambda: 7}).results() == {"y": 7}  # and the next call works
+
+
+def test_a_stuck_child_is_killed_and_the_jobs_run_here(monkeypatch) -> None:
+    import time
+
+    parent = os.getpid()
+
+    def stuck_in_child() -> str:
+        if os.getpid() != parent:
+            time.sleep(600)  # e.g. a lock another thread held at fork time
+        return "here"
+
+    monkeypatch.setattr(concurrent, "usable_cores", lambda: 2)
+    monkeypatch.setattr(concurrent, "WAIT_S", 1.0)
+    start = time.monotonic()
+    assert concurrent.in_background({"x": stuck_in_child}).results() == {"x": "here"}
+    assert time.monotonic() - start < 60

@@ -18,8 +18,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
+
+WAIT_S = 300.0  # the child's pictures take about a second; past this it is presumed stuck and killed
 
 _JOBS: dict[str, Callable[[], Any]] = {}  # read by the forked child (set just before the fork)
 
@@ -32,39 +33,52 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _run_jobs() -> dict[str, Any]:
-    return {name: job() for name, job in _JOBS.items()}
+def _child(conn: Any) -> None:
+    try:
+        conn.send({name: job() for name, job in _JOBS.items()})
+    finally:
+        conn.close()
 
 
 class Pending:
     """Results of ``in_background``: ``results()`` waits for the child, or runs the jobs here."""
 
-    def __init__(self, jobs: dict[str, Callable[[], Any]], pool: ProcessPoolExecutor | None,
-                 future: Future[dict[str, Any]] | None) -> None:
-        self._jobs, self._pool, self._future = jobs, pool, future
+    def __init__(self, jobs: dict[str, Callable[[], Any]], proc: Any = None, conn: Any = None) -> None:
+        self._jobs, self._proc, self._conn = jobs, proc, conn
 
     def results(self) -> dict[str, Any]:
-        try:
-            if self._future is not None:
-                return self._future.result()
-        except Exception:  # noqa: BLE001 - a broken child (killed, unpicklable result): draw here instead
-            pass
-        finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
-            _JOBS.clear()
+        got: dict[str, Any] | None = None
+        if self._proc is not None:
+            try:
+                if self._conn.poll(WAIT_S):  # data, or end of file if the child died
+                    got = self._conn.recv()
+            except Exception:  # noqa: BLE001 - a broken child (killed, unpicklable result): draw here instead
+                got = None
+            finally:
+                self._conn.close()
+                if self._proc.is_alive():
+                    self._proc.kill()  # stuck (e.g. a lock held by another thread at fork time)
+                self._proc.join()
+                self._proc = None
+        if isinstance(got, dict) and set(got) == set(self._jobs):
+            return got
         return {name: job() for name, job in self._jobs.items()}
 
 
 def in_background(jobs: dict[str, Callable[[], Any]]) -> Pending:
     """Start ``jobs`` (name -> function of no arguments) in a forked child when that can help."""
-    if usable_cores() < 2 or "fork" not in mp.get_all_start_methods() or _JOBS:
-        return Pending(jobs, None, None)
+    if usable_cores() < 2 or "fork" not in mp.get_all_start_methods():
+        return Pending(jobs)
+    ctx = mp.get_context("fork")
+    _JOBS.clear()
     _JOBS.update(jobs)
     try:
-        pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"))
-        return Pending(jobs, pool, pool.submit(_run_jobs))
+        parent, child = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_child, args=(child,), daemon=True)
+        proc.start()
+        child.close()
     except Exception:  # noqa: BLE001 - no process could be started: serial
-        _JOBS.clear()
-        return Pending(jobs, None, None)
+        return Pending(jobs)
+    finally:
+        _JOBS.clear()  # the child has its own copy; the parent keeps none
+    return Pending(jobs, proc, parent)
