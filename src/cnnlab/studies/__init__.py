@@ -21,7 +21,7 @@ _EXPORTS = {
     "run_study": "cnnlab.studies.run",
     "load_study_result": "cnnlab.studies.run",
     "summarise": "cnnlab.studies.analysis",
-    "write_study_page": "cnnlab.studies.page",
+    "write_study_page": "cnnlab.studies.run",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 from html import escape
-from pathlib import Path
 from typing import Any
 
 from cnnlab.i18n import decimal, integer, percent, tr
@@ -48,7 +47,7 @@ def _setup(doc: dict[str, Any], lang: str) -> str:
               subset=tr("study.page.subset" if doc["limit"] else "study.page.whole", lang),
               val=integer(arm["val_images"], lang), test=integer(arm["test_images"], lang),
               choose=tr("study.page.choose", lang) if doc["study"] == "batch-vs-lr" else "",
-              seeds=", ".join(map(str, doc["seeds"])), size=doc["size"], wall=decimal(doc["wall_s"], lang, 0),
+              epochs=doc["epochs"], seeds=", ".join(map(str, doc["seeds"])), size=doc["size"], wall=decimal(doc["wall_s"], lang, 0),
               load="?" if doc.get("load_avg") is None else decimal(doc["load_avg"], lang, 2))
     nets = sorted({a["spec"] for a in doc["arms"]})
     return f"<p>{escape(line)}</p><p>net: <code>{escape(', '.join(nets))}</code></p>"
@@ -77,6 +76,9 @@ def _measurement(doc: dict[str, Any], lang: str) -> str:
     html = f'<table class="sweep" id="arms"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
     if s["kind"] == "grid":
         html += _best_table(s, lang)
+    off = [a["key"] for a in doc["arms"] if s["arms"][a["key"]]["updates"] != s["arms"][a["key"]]["planned_updates"]]
+    if off:
+        html += f'<p class="note mismatch"><b>{escape(tr("study.page.mismatch", lang, arms=", ".join(off)))}</b></p>'
     return html
 
 
@@ -184,14 +186,4 @@ def gaps_png(summary: dict[str, Any]) -> str:
     return png_base64(fig)
 
 
-def write_study_page(folder: str | Path, lang: str = "en") -> Path:
-    """Rewrite ``STUDY/study.html`` from ``STUDY/study.json`` (e.g. in the other language)."""
-    from cnnlab.studies.run import load_study_result
-    from cnnlab.utils.io import atomic_write_text
-
-    path = Path(folder) / "study.html"
-    atomic_write_text(path, render_study_page(load_study_result(folder), lang))
-    return path
-
-
-__all__ = ["render_study_page", "write_study_page", "curves_png", "heatmap_png", "best_lr_png", "gaps_png"]
+__all__ = ["render_study_page", "curves_png", "heatmap_png", "best_lr_png", "gaps_png"]

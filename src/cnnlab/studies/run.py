@@ -87,6 +87,15 @@ def load_study_result(folder: str | os.PathLike[str]) -> dict[str, Any]:
         raise CnnlabError(f"{path} is not valid JSON ({exc}); run the study again with another --out") from None
 
 
+def write_study_page(folder: str | os.PathLike[str], lang: str = "en") -> Path:
+    """Rewrite ``STUDY/study.html`` from ``STUDY/study.json`` (e.g. in the other language)."""
+    from cnnlab.studies.page import render_study_page
+
+    path = Path(folder) / "study.html"
+    atomic_write_text(path, render_study_page(load_study_result(folder), lang))
+    return path
+
+
 def _check_folder(folder: Path, study: Study, plan: Plan) -> None:
     done = folder / "study.json"
     if done.is_file():
@@ -155,4 +164,4 @@ def _loadavg() -> float | None:
         return None
 
 
-__all__ = ["run_study", "load_study_result", "measure_arm", "write_study"]
+__all__ = ["run_study", "load_study_result", "write_study_page", "measure_arm", "write_study"]
