@@ -64,9 +64,10 @@ def steps_for(samples: int, batch: int, dropped: bool, max_steps: int | None = N
 
 @dataclass(frozen=True)
 class BatchPlan:
-    """Batch size and step count of every epoch, as segments ``(first epoch, batch, steps per epoch)``."""
+    """Batch size and step count of every epoch, as segments ``(first epoch, batch, steps per epoch,
+    drop the last incomplete batch)``."""
 
-    segments: tuple[tuple[int, int, int], ...]
+    segments: tuple[tuple[int, int, int, bool], ...]
     epochs: int
 
     @classmethod
@@ -77,8 +78,14 @@ class BatchPlan:
         n_all = samples if n_train is None else n_train
         segs = []
         for first, batch in batch_sizes(batch_size, batch_schedule):
-            segs.append((first, batch, steps_for(samples, batch, drop_last(n_all, batch, world_size), max_steps)))
+            dropped = drop_last(n_all, batch, world_size)
+            segs.append((first, batch, steps_for(samples, batch, dropped, max_steps), dropped))
         return cls(tuple(segs), int(epochs))
+
+    @classmethod
+    def constant(cls, batch_size: int, steps: int, epochs: int) -> BatchPlan:
+        """One batch size, ``steps`` steps in every epoch."""
+        return cls(((0, int(batch_size), int(steps), False),), int(epochs))
 
     @classmethod
     def for_config(cls, cfg: object, samples: int, n_train: int, world_size: int = 1) -> BatchPlan:
@@ -87,15 +94,16 @@ class BatchPlan:
                          epochs=cfg.epochs, samples=samples, n_train=n_train,  # type: ignore[attr-defined]
                          world_size=world_size, max_steps=cfg.max_steps_per_epoch)  # type: ignore[attr-defined]
 
-    def _segment(self, epoch: int) -> tuple[int, int, int]:
+    def _segment(self, epoch: int) -> tuple[int, int, int, bool]:
         return [s for s in self.segments if s[0] <= epoch][-1]
 
     def batch_size(self, epoch: int) -> int:
         """Batch size (per process) of epoch ``epoch`` (0-based)."""
         return self._segment(epoch)[1]
 
-    def drop_last(self, epoch: int, n_train: int, world_size: int = 1) -> bool:
-        return drop_last(n_train, self.batch_size(epoch), world_size)
+    def drop_last(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` drops its last, incomplete batch."""
+        return self._segment(epoch)[3]
 
     def steps_in(self, epoch: int) -> int:
         """Optimizer steps of epoch ``epoch``."""
@@ -105,7 +113,7 @@ class BatchPlan:
         """Optimizer steps done before epoch ``epoch`` starts (``first_step(epochs)`` is the total)."""
         done = 0
         bounds = [s[0] for s in self.segments[1:]] + [max(epoch, self.epochs)]
-        for (first, _, steps), end in zip(self.segments, bounds, strict=True):
+        for (first, _, steps, _), end in zip(self.segments, bounds, strict=True):
             done += steps * max(0, min(end, epoch) - first)
         return done
 
@@ -125,13 +133,10 @@ class BatchPlan:
         """Epoch milestones (after E completed epochs) as optimizer-step milestones (from step S on)."""
         return tuple((self.first_step(int(e)), float(f)) for e, f in epoch_factors or [])
 
-    def describe(self) -> str:
-        """``128 (epochs 1-10), 640 (11-20), 3200 (21-30)``: the batch size of each stretch of epochs."""
-        parts = []
+    def stretches(self) -> list[tuple[int, int, int, int]]:
+        """``(first epoch, last epoch, batch, steps per epoch)`` (1-based epochs) for messages and reports."""
         ends = [s[0] for s in self.segments[1:]] + [self.epochs]
-        for (first, batch, _), end in zip(self.segments, ends, strict=True):
-            parts.append(f"{batch} ({first + 1}-{end})" if end - first > 1 else f"{batch} ({first + 1})")
-        return ", ".join(parts)
+        return [(first + 1, end, batch, steps) for (first, batch, steps, _), end in zip(self.segments, ends, strict=True)]
 
 
 def scaled_lr(lr: float, scaling: str | None, batch: int, reference: int) -> float:
