@@ -188,6 +188,15 @@ def test_lenet_target_verdict_uses_the_binomial_floor() -> None:
     assert met["summary"]["error_se"] == pytest.approx(math.sqrt(0.9905 * 0.0095 / 10_000) / math.sqrt(2), rel=1e-3)
     missed = _doc("lenet5-1998", {"lenet5-1998": [0.975, 0.976]}, {"lenet5-1998": 1})
     assert missed["summary"]["verdict"]["code"] == "target_missed"
+    # one seed learned, one stayed at chance: the mean error is "within" its huge noise, which says nothing
+    split = _doc("lenet5-1998", {"lenet5-1998": [0.95, 0.0975]}, {"lenet5-1998": 1})
+    assert split["summary"]["verdict"]["code"] == "too_noisy"
+
+
+def test_a_noisy_comparison_is_inconclusive_not_consistent() -> None:
+    noisy = _doc("increase-batch", {"decay": [0.98, 0.90], "increase": [0.97, 0.93]}, {"decay": 1872, "increase": 772})
+    assert noisy["summary"]["verdict"]["code"] == "too_noisy"
+    assert "inconclusive" in noisy["summary"]["verdict"]["en"].lower()
 
 
 # ------------------------------------------------------------------ page and CLI

@@ -3,8 +3,8 @@ an analysis of their results against a paper's claim, and a self-contained page 
 May import every library package and ``sweep`` (each arm is a ``cnnlab.sweep`` grid); only ``cli`` is above it.
 
 >>> from cnnlab.studies import get_study
->>> get_study("increase-batch").paper.split(",")[0]
-'Smith, S. L.'
+>>> get_study("increase-batch").short
+'Smith et al. 2017'
 """
 
 from __future__ import annotations

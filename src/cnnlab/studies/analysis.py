@@ -3,7 +3,8 @@
 ``summarise(study, doc)`` -> ``{"arms": {key: stats}, ..., "verdict": {"code", "en", "pt"}}``. The verdict
 is stated carefully: an arm "agrees within noise" when the difference of means is at most two standard
 errors (seed-to-seed standard deviation over the square root of the seeds; never below the binomial
-error of one test set).
+error of one test set), and only when that noise is small (2 SE at most 1 percentage point; for the
+LeNet-5 target, at most half the paper's error); otherwise the verdict is "inconclusive".
 
 >>> mean_std([0.98, 0.99, 1.0])
 (0.99, 0.01)
@@ -20,6 +21,7 @@ from typing import Any
 from cnnlab.i18n import percent, tr
 
 NOISE_SE = 2.0  # "within noise": a difference of at most this many standard errors
+NOISE_MAX = 0.01  # ... and only when those standard errors are small: 2 SE of at most 1 percentage point
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -95,6 +97,8 @@ def _increase_batch(arms: dict[str, dict[str, Any]]) -> dict[str, Any]:
     fewer = max(grow["updates"] or [0]) < min(decay["updates"] or [0])
     same = abs(diff) <= NOISE_SE * se
     code = "consistent" if same and fewer else ("fewer_not_same" if fewer else "not_reproduced")
+    if code == "consistent" and NOISE_SE * se > NOISE_MAX:  # "the same" only means something when the noise is small
+        code = "too_noisy"
     return {"diff": round(diff, 6), "diff_se": round(se, 6), "fewer_updates": fewer,
             "verdict": _verdict(code, diff=diff, se=se, k=NOISE_SE,
                                 a=min(grow["updates"] or [0]), b=min(decay["updates"] or [0]))}
@@ -145,7 +149,9 @@ def _gap(arms: dict[str, dict[str, Any]]) -> dict[str, Any]:
         d, se = _diff(small, a)
         gaps[key] = {"gap": round(d, 6), "se": round(se, 6), "closed": abs(d) <= NOISE_SE * se}
     last = list(gaps)[-1]
-    if gaps["large"]["closed"]:
+    if NOISE_SE * gaps[last]["se"] > NOISE_MAX:
+        code = "too_noisy"
+    elif gaps["large"]["closed"]:
         code = "no_gap"
     elif gaps[last]["closed"]:
         code = "gap_closed"
@@ -159,7 +165,9 @@ def _target(arms: dict[str, dict[str, Any]], target: float) -> dict[str, Any]:
     (a,) = arms.values()
     err = 1 - a["test_acc_mean"]
     se = a["se"]
-    if abs(err - target) <= NOISE_SE * se:
+    if NOISE_SE * se > target / 2:  # the seeds disagree by more than half the paper's error
+        code = "too_noisy"
+    elif abs(err - target) <= NOISE_SE * se:
         code = "target_met"
     elif err < target:
         code = "target_beaten"

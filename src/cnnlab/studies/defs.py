@@ -186,7 +186,7 @@ def _lenet_1998(s: Size) -> list[Arm]:
     # the quick size keeps the shape, squeezed: one decay after each of the first epochs
     steps = [[e, f] for e, f in PAPER_STEPS] if s.epochs >= 20 else \
             [[e + 1, f] for e, f in zip(range(s.epochs - 1), [f for _, f in PAPER_STEPS], strict=False)]
-    cfg = {**COMMON, "weight_decay": 0.0, "epochs": s.epochs, "batch_size": 16, "lr": 0.01, "schedule": "step",
+    cfg = {**COMMON, "weight_decay": 0.0, "epochs": s.epochs, "batch_size": 16, "lr": 0.002, "schedule": "step",
            "lr_steps": steps, "warmup": 0.0, "resize": "pad"}
     return [Arm("lenet5-1998", "LeNet-5 (1998), RBF output", cfg, "lenet5-1998")]
 

@@ -53,7 +53,7 @@ def run_study(name: str | Study, data: str, *, quick: bool = False, out: str | o
         info[arm.key] = arm_info
     from cnnlab.studies.analysis import summarise
 
-    doc = {"version": VERSION, "study": study.name, "size": plan.size, "data": str(data), "paper": study.paper,
+    doc: dict[str, Any] = {"version": VERSION, "study": study.name, "size": plan.size, "data": str(data), "paper": study.paper,
            "seeds": plan.seeds, "limit": plan.limit, "epochs": plan.epochs, "workers": workers,
            "arms": [{"key": a.key, "label": a.label, "config": a.config, "grid": list(a.grid),
                      "spec": a.spec if isinstance(a.spec, str) else a.spec.get("name"), **info[a.key]}
