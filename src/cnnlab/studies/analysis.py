@@ -100,7 +100,7 @@ def _increase_batch(arms: dict[str, dict[str, Any]]) -> dict[str, Any]:
     if code == "consistent" and NOISE_SE * se > NOISE_MAX:  # "the same" only means something when the noise is small
         code = "too_noisy"
     return {"diff": round(diff, 6), "diff_se": round(se, 6), "fewer_updates": fewer,
-            "verdict": _verdict(code, diff=diff, se=se, k=NOISE_SE,
+            "verdict": _verdict(code, diff=diff, se=se, k=f"{NOISE_SE:g}",
                                 a=min(grow["updates"] or [0]), b=min(decay["updates"] or [0]))}
 
 
@@ -158,7 +158,7 @@ def _gap(arms: dict[str, dict[str, Any]]) -> dict[str, Any]:
     else:
         code = "gap_open"
     return {"gaps": gaps, "verdict": _verdict(code, gap=gaps["large"]["gap"], gap_last=gaps[last]["gap"],
-                                              se=gaps[last]["se"], k=NOISE_SE)}
+                                              se=gaps[last]["se"], k=f"{NOISE_SE:g}")}
 
 
 def _target(arms: dict[str, dict[str, Any]], target: float) -> dict[str, Any]:
@@ -174,7 +174,7 @@ def _target(arms: dict[str, dict[str, Any]], target: float) -> dict[str, Any]:
     else:
         code = "target_missed"
     return {"error_mean": round(err, 6), "error_se": round(se, 6), "target_error": target,
-            "verdict": _verdict(code, err=err, err_target=target, se=se, k=NOISE_SE)}
+            "verdict": _verdict(code, err=err, err_target=target, se=se, k=f"{NOISE_SE:g}")}
 
 
 __all__ = ["summarise", "mean_std", "std_error", "best_slope", "NOISE_SE"]

@@ -54,10 +54,19 @@ def _setup(doc: dict[str, Any], lang: str) -> str:
 
 
 def _options(config: dict[str, Any], grid: list[str]) -> str:
-    shown = [f"{k}={config[k]}" for k in OPTION_KEYS if config.get(k) not in (None, [], "")]
+    shown = [f"{k}={_value(config[k])}" for k in OPTION_KEYS if config.get(k) not in (None, [], "")]
     shown += grid
     shown += [f"{k}={config[k]}" for k in ("optimizer", "momentum", "weight_decay", "warmup") if k in config]
     return ", ".join(shown)
+
+
+def _value(v: Any) -> str:
+    """0.05656854249492381 -> 0.0565685 (lists of milestones as written)."""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, list):
+        return ",".join(f"{e}:{f:g}" if isinstance(e, int) else str(e) for e, f in v)
+    return str(v)
 
 
 def _measurement(doc: dict[str, Any], lang: str) -> str:
