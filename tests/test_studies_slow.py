@@ -29,7 +29,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _tiny(name: str):
     s = get_study(name)
-    return dataclasses.replace(s, sizes={QUICK: Size(None, 3, max(2, s.min_seeds), 0.1, batch=8, large=32)})
+    return dataclasses.replace(s, sizes={QUICK: Size(None, 3, max(2, s.min_seeds), 0.1, batch=8, large=64)})
 
 
 @pytest.mark.parametrize("name", list(STUDIES))

@@ -26,13 +26,14 @@ def register(subparsers: Any) -> None:
         formatter_class=HelpFormatter)
     p.add_argument("target", nargs="+", metavar="NAME | list | page STUDY",
                    help="a study name, `list`, or `page STUDY` (rewrite the page from study.json)")
-    p.add_argument("--data", help="mnist (the test set is MNIST's own) or a folder with a test/ sub-folder")
+    p.add_argument("--data", help="mnist (measured on its own test set) or a 10-class image folder "
+                                       "(its test/ sub-folder, else 10 %% held out)")
     p.add_argument("--quick", action="store_true", help="the quick size (about 5 minutes on 2 CPU cores)")
     p.add_argument("--out", help="study folder (default: studies/<name>-<quick|full>)")
     p.add_argument("--seeds", type=whole(1, 20), help="seeds per arm (default: the study's, see `cnnlab study list`)")
     p.add_argument("--workers", type=whole(1, 64), default=1, help="runs at once on this machine (the cores are split)")
     p.add_argument("--lang", default=None, help=LANG_HELP)
-    p.add_argument("--quiet", action="store_true", help="print only the verdict and the paths")
+    p.add_argument("--quiet", action="store_true", help="print nothing (read study.html / study.json)")
     p.set_defaults(func=run)
 
 

@@ -151,7 +151,7 @@ def _increase_batch(s: Size) -> list[Arm]:
 
 
 def _batch_vs_lr(s: Size) -> list[Arm]:
-    batches = [s.batch, 4 * s.batch, s.large]
+    batches = sorted({s.batch, 4 * s.batch, s.large})  # a set: a small `large` must not list a batch twice
     lrs = [0.0125 * 2 ** k for k in range(6)]  # 0.0125 .. 0.4: factor 2 steps
     grid = ("batch_size=" + ",".join(map(str, batches)), "lr=" + ",".join(f"{v:g}" for v in lrs))
     cfg = {**COMMON, "epochs": s.epochs, "schedule": "cosine", "warmup": 0.1}  # Goyal: warm-up, then decay
