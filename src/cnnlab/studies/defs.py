@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cnnlab.errors import CnnlabError, did_you_mean
@@ -228,4 +228,4 @@ def get_study(name: str) -> Study:
 
 
 __all__ = ["STUDIES", "Study", "Arm", "Plan", "Size", "get_study", "planned_updates", "QUICK", "FULL",
-           "PAPER_STEPS", "LENET_BN", "field"]
+           "PAPER_STEPS", "LENET_BN"]

@@ -192,11 +192,11 @@ def render_page(result: SweepResult, lang: str = "en", x: str | None = None, y: 
                      if test else tr("sweep.page.no_test", lang, reason="the sweep is not finished, has no test "
                                      "split, or the winner's run folder is on another machine"))
         parts.append(section_html(tr("sweep.page.best", lang), f"<p><b>{escape(line)}</b></p><p class=\"note\">"
-                              f"{escape(test_html)}</p>"))
+                                  f"{escape(test_html)}</p>"))
     axes = pick_axes(result, x, y)
     if axes:
         parts.append(section_html(tr("sweep.page.heatmap", lang, x=axes[0], y=axes[1]),
-                              img_html(heatmap_png(result, *axes), "heat map"), tr("sweep.page.heatmap_note", lang)))
+                                  img_html(heatmap_png(result, *axes), "heat map"), tr("sweep.page.heatmap_note", lang)))
     parts.append(section_html(tr("sweep.page.per_option", lang), img_html(per_option_png(result), "accuracy per option")))
     curves = curves_png(result)
     if curves:
@@ -205,7 +205,7 @@ def render_page(result: SweepResult, lang: str = "en", x: str | None = None, y: 
     parts.append(section_html(tr("sweep.page.table", lang), _table(result, lang), note))
     if best is not None:
         parts.append(section_html(tr("sweep.page.config", lang), f"<pre>{escape(result.best_config())}</pre>",
-                              tr("sweep.page.exports", lang)))
+                                  tr("sweep.page.exports", lang)))
     title = tr("sweep.page.title", lang, name=result.name)
     return page_html(title, f"<code>{escape(str(result.folder))}</code> · {escape(result.url)}", parts, lang)
 
