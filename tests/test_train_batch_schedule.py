@@ -317,6 +317,47 @@ def test_dry_run_and_config_file_accept_both_spellings(tmp_path, capsys):
     assert cfg.batch_schedule == [(10, 5), (20, 5)] and math.isclose(cfg.lr_steps[1][1], 0.2)  # type: ignore[index]
 
 
+def test_the_memory_check_uses_the_largest_scheduled_batch(tmp_path, monkeypatch):
+    """A run that fits at batch 8 but not at 8 x 1000 = 8000 is refused before anything is written."""
+    import importlib
+
+    from cnnlab.analysis import analyze
+
+    limits = importlib.import_module("cnnlab.train.limits")
+    memory = analyze(SPEC).memory
+    small, large = limits.step_bytes(memory, 8), limits.step_bytes(memory, 8000)
+    monkeypatch.setattr(limits, "_address_space_left", lambda: None)
+    monkeypatch.setattr(limits, "_mem_available", lambda: int((small + large) / 2 / limits.USABLE_SHARE))
+    fit(SPEC, bundle(), out=tmp_path / "fits", **{**OPTS, "epochs": 1, "batch_schedule": None})
+    with pytest.raises(CnnlabError, match="at batch size 8000 needs about"):
+        fit(SPEC, bundle(), out=tmp_path / "grows", **{**OPTS, "batch_schedule": "1:1000"})
+    assert not (tmp_path / "grows").exists()
+
+
+def test_none_clears_a_config_files_schedule():
+    base = TrainConfig(epochs=5, batch_schedule="2:2")
+    assert base.replace(batch_schedule="none").batch_schedule is None
+    assert TrainConfig.from_dict({"epochs": 5, "batch_schedule": "off"}).batch_schedule is None
+
+
+def test_lr_find_runs_at_the_initial_batch_size_and_ignores_the_schedules(monkeypatch):
+    import importlib
+
+    from cnnlab.model import build
+
+    lr_find_mod = importlib.import_module("cnnlab.train.lr_find")  # `from cnnlab.train import` gives the function
+
+    sizes: list[int] = []
+    original = lr_find_mod._batches
+    monkeypatch.setattr(lr_find_mod, "_batches", lambda data, batch, *a: sizes.append(batch) or original(data, batch, *a))
+    cfg = TrainConfig(epochs=3, batch_size=8, batch_schedule="1:2", schedule="step", lr_steps="2:0.1",
+                      lr_scaling="linear")
+    data = bundle()
+    result = lr_find_mod.lr_find(build(SPEC), data.train, mean=data.mean, std=data.std, config=cfg, num_iter=6,
+                                 device="cpu")
+    assert sizes == [8] and len(result.lrs) == 6
+
+
 def test_the_start_summary_shows_the_scaled_lr_and_the_batch_schedule(tmp_path, monkeypatch):
     from cnnlab.train.progress import Progress
 
@@ -328,4 +369,4 @@ def test_the_start_summary_shows_the_scaled_lr_and_the_batch_schedule(tmp_path, 
     assert found["train.lr_scaled"]["lr"] == "0.0025" and found["train.lr_scaled"]["given"] == "0.0100"
     assert "learning rate 0.0025" in found["train.recipe"]["batch"]
     assert found["train.batch_schedule"]["total"] == "18"  # 12 steps of 8, then 6 of 16
-    assert found["train.batch_schedule"]["stretches"] == "epochs 1: batch 8, 12 steps each; epochs 2: batch 16, 6 steps each"
+    assert found["train.batch_schedule"]["stretches"] == "epoch 1: batch 8, 12 steps; epoch 2: batch 16, 6 steps"

@@ -123,7 +123,10 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     device = dist.device
     cfg = cfg.for_device(device.type)
     check_precision(cfg.precision, device)
-    check_fits(analysis, cfg.batch_size, device, force=force, lang=progress.lang)
+    from cnnlab.train.batches import batch_sizes
+
+    largest = max(batch for _, batch in batch_sizes(cfg.batch_size, cfg.batch_schedule))  # a batch schedule grows it
+    check_fits(analysis, largest, device, force=force, lang=progress.lang)
     threads = set_threads(cfg.threads)
     _warn_if_busy(progress, device, threads)
     if dist.is_main:  # one writer per run folder: taken before anything is read or written
@@ -286,7 +289,7 @@ def _announce(progress: Progress, run_dir: RunDir, cfg: TrainConfig, analysis: A
                   params=analysis.total_params, train=counts["train"], val=counts.get("val", 0))
     progress.info("train.recipe", optimizer=cfg.optimizer.value, schedule=cfg.schedule.value,
                   epochs=count(cfg.epochs, "epoch", progress.lang), steps=count(trainer.plan.steps_in(0), "step", progress.lang),
-                  batch=explain_batch(dist, cfg.batch_size, trainer.peak_lr))
+                  batch=explain_batch(dist, cfg.batch_size, trainer.peak_lr, cfg.lr_scaling is not None))
     _announce_scaling(progress, cfg, trainer, dist.world_size)
     if trainer.pos.step:
         progress.info("train.resumed", epoch=trainer.pos.epoch + 1, batch=trainer.pos.batch, step=trainer.pos.step)
@@ -310,5 +313,6 @@ def tr_stretch(first: int, last: int, batch: int, steps: int, lang: str) -> str:
     """One stretch of a batch schedule, e.g. ``epochs 1-10: batch 128, 47 steps each``."""
     from cnnlab.i18n import integer, tr
 
-    epochs = integer(first, lang) if first == last else f"{integer(first, lang)}-{integer(last, lang)}"
-    return tr("train.batch_stretch", lang, epochs=epochs, batch=integer(batch, lang), steps=integer(steps, lang))
+    key = "train.batch_stretch_one" if first == last else "train.batch_stretch"
+    return tr(key, lang, first=integer(first, lang), last=integer(last, lang), batch=integer(batch, lang),
+              steps=integer(steps, lang))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from cnnlab.errors import CnnlabError
 
@@ -62,6 +63,15 @@ def steps_for(samples: int, batch: int, dropped: bool, max_steps: int | None = N
     return steps if max_steps is None else min(steps, max_steps)
 
 
+class Recipe(Protocol):
+    """The ``TrainConfig`` fields a plan reads (``config`` imports this module, so not the class itself)."""
+
+    batch_size: int
+    batch_schedule: list[tuple[int, float | int]] | None
+    epochs: int
+    max_steps_per_epoch: int | None
+
+
 @dataclass(frozen=True)
 class BatchPlan:
     """Batch size and step count of every epoch, as segments ``(first epoch, batch, steps per epoch,
@@ -88,11 +98,10 @@ class BatchPlan:
         return cls(((0, int(batch_size), int(steps), False),), int(epochs))
 
     @classmethod
-    def for_config(cls, cfg: object, samples: int, n_train: int, world_size: int = 1) -> BatchPlan:
+    def for_config(cls, cfg: Recipe, samples: int, n_train: int, world_size: int = 1) -> BatchPlan:
         """The plan of a ``TrainConfig``'s run."""
-        return cls.build(batch_size=cfg.batch_size, batch_schedule=cfg.batch_schedule,  # type: ignore[attr-defined]
-                         epochs=cfg.epochs, samples=samples, n_train=n_train,  # type: ignore[attr-defined]
-                         world_size=world_size, max_steps=cfg.max_steps_per_epoch)  # type: ignore[attr-defined]
+        return cls.build(batch_size=cfg.batch_size, batch_schedule=cfg.batch_schedule, epochs=cfg.epochs,
+                         samples=samples, n_train=n_train, world_size=world_size, max_steps=cfg.max_steps_per_epoch)
 
     def _segment(self, epoch: int) -> tuple[int, int, int, bool]:
         return [s for s in self.segments if s[0] <= epoch][-1]

@@ -129,7 +129,7 @@ class TrainConfig:
                 setattr(self, name, _to_enum(name, value, enum_type))
         for name in _MILESTONE_FIELDS:
             if getattr(self, name) is not None:
-                setattr(self, name, parse_milestones(name, getattr(self, name)))
+                setattr(self, name, parse_milestones(name, getattr(self, name)) or None)
         self.validate()
 
     def validate(self) -> None:
@@ -254,7 +254,8 @@ class TrainConfig:
 
 
 def parse_milestones(name: str, value: Any, where: str = "training config") -> list[tuple[int, float | int]]:
-    """``"10:5,20:0.5"`` or ``[[10, 5], [20, 0.5]]`` -> ``[(10, 5), (20, 0.5)]`` (epochs, factors > 0).
+    """``"10:5,20:0.5"`` or ``[[10, 5], [20, 0.5]]`` -> ``[(10, 5), (20, 0.5)]`` (epochs, factors > 0);
+    ``"none"`` / ``"off"`` -> ``[]`` (no schedule: overrides a config file's).
 
     >>> parse_milestones("batch_schedule", "10:5, 20:0.5")
     [(10, 5), (20, 0.5)]
@@ -262,6 +263,8 @@ def parse_milestones(name: str, value: Any, where: str = "training config") -> l
     [(30, 0.1)]
     """
     example = "e.g. 10:5,20:5 (in a config file [[10, 5], [20, 5]]): after 10 completed epochs x5, after 20 x5 again"
+    if isinstance(value, str) and value.strip().lower() in ("none", "off"):
+        return []
     if isinstance(value, str):
         items: list[Any] = [part.split(":") for part in value.split(",") if part.strip()]
     elif isinstance(value, (list, tuple)):
@@ -325,7 +328,7 @@ def _coerce(name: str, value: Any, type_text: Any, where: str) -> Any:
     if name in _ENUMS:
         return _to_enum(name, value, _ENUMS[name])
     if name in _MILESTONE_FIELDS:
-        return parse_milestones(name, value, where)
+        return parse_milestones(name, value, where) or None
     try:
         if text.startswith("bool"):
             if isinstance(value, bool):

@@ -6,7 +6,8 @@ every ``DDP_SYNC_STEPS`` steps under DDP so that all ranks decide together), at 
 the end of the epoch. Validation runs under ``torch.inference_mode()``; gradients are dropped with
 ``zero_grad(set_to_none=True)``; the optimizer is fused where PyTorch has a fused kernel.
 
-Exactness: the learning rate is a function of the step; the data order and augmentation are
+Exactness: the learning rate is a function of the step; the batch size of an epoch is a function
+of the epoch (``batches.BatchPlan``, for ``--batch-schedule``); the data order and augmentation are
 functions of ``(seed, epoch, batch)``; dropout draws from the global generator, which is
 reseeded each step from ``(seed, rank, step)`` (``dropout_seed``); optimizer state is restored in
 its parameters' memory format. So a resumed run repeats the uninterrupted one bit for bit (same
