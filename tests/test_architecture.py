@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "cnnlab"
 
 # The flow, lowest first. Base modules (errors, i18n, utils, distributed) may be used by any layer.
 LAYERS = ["spec", "analysis", "model", "data", "train", "inference", "visualize", "report", "explore",
-          "workflows", "sweep", "cli"]
+          "workflows", "sweep", "studies", "cli"]
 BASE = {"errors", "i18n", "utils", "distributed", "zoo"}
 # zoo holds the bundled network specs (YAML) and is read by spec's loader: it sits with the base.
 TOP = {"__init__", "__main__"}

@@ -19,7 +19,7 @@ from cnnlab.cli.help import HelpFormatter, command_names, unknown_command
 from cnnlab.errors import CnnlabError
 
 COMMAND_MODULES = ("analysis_cmds", "data_cmds", "train_cmds", "use_cmds", "show_cmds", "scale_cmds",
-                   "explore_cmds", "sweep_cmds")
+                   "explore_cmds", "sweep_cmds", "study_cmds")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -63,13 +63,15 @@ def _order(v: Any) -> tuple[int, Any]:
     return (0, v) if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, str(v))
 
 
-def _png(fig: Any) -> str:
+def png_base64(fig: Any) -> str:
+    """A figure as base64 PNG text for an inline <img> (sweep and study pages)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _figure(w: float, h: float) -> Any:
+def new_figure(w: float, h: float) -> Any:
+    """A matplotlib Figure drawn off-screen (Agg), not registered with pyplot."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -80,7 +82,7 @@ def _figure(w: float, h: float) -> Any:
 
 def heatmap_png(result: SweepResult, x: str, y: str) -> str:
     xs, ys, cells = heat_grid(result.trials, x, y)
-    fig = _figure(1.2 + 0.9 * len(xs), 1.0 + 0.6 * len(ys))
+    fig = new_figure(1.2 + 0.9 * len(xs), 1.0 + 0.6 * len(ys))
     ax = fig.add_subplot()
     import numpy as np
 
@@ -98,13 +100,13 @@ def heatmap_png(result: SweepResult, x: str, y: str) -> str:
             ax.text(j, i, text, ha="center", va="center", fontsize=8,
                     color="black" if not math.isnan(data[i, j]) and data[i, j] > mid else "white")
     fig.colorbar(im, ax=ax, label="val acc")
-    return _png(fig)
+    return png_base64(fig)
 
 
 def per_option_png(result: SweepResult) -> str:
     names = result.space.names
     params = {p.name: p for p in result.space.params}
-    fig = _figure(3.2 * len(names), 2.6)
+    fig = new_figure(3.2 * len(names), 2.6)
     done = [t for t in result.trials if t.state == "complete" and t.value is not None]
     for k, name in enumerate(names):
         ax = fig.add_subplot(1, len(names), k + 1)
@@ -125,14 +127,14 @@ def per_option_png(result: SweepResult) -> str:
             ax.set_ylabel("val acc")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return png_base64(fig)
 
 
 def curves_png(result: SweepResult, top: int = CURVES_TOP) -> str | None:
     best = [t for t in result.ranked[:top] if t.curve]
     if not best:
         return None
-    fig = _figure(6.5, 3.2)
+    fig = new_figure(6.5, 3.2)
     ax = fig.add_subplot()
     names = result.space.names
     for t in best:
@@ -144,10 +146,10 @@ def curves_png(result: SweepResult, top: int = CURVES_TOP) -> str | None:
     ax.set_ylabel("val acc")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    return _png(fig)
+    return png_base64(fig)
 
 
-def _img(b64: str, alt: str) -> str:
+def img_html(b64: str, alt: str) -> str:
     return f'<img alt="{escape(alt)}" src="data:image/png;base64,{b64}" style="max-width:100%">'
 
 
@@ -170,14 +172,13 @@ def _table(result: SweepResult, lang: str) -> str:
     return f'<table class="sweep" id="trials"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
-def _section(title: str, html: str, lead: str = "") -> str:
+def section_html(title: str, html: str, lead: str = "") -> str:
     lead_html = f'<p class="lead">{escape(lead)}</p>' if lead else ""
     return f'<section class="card"><h2>{escape(title)}</h2>{lead_html}{html}</section>'
 
 
 def render_page(result: SweepResult, lang: str = "en", x: str | None = None, y: str | None = None) -> str:
     """The whole page as a string."""
-    style = (resources.files("cnnlab.report") / "style.css").read_text(encoding="utf-8")
     counts = ", ".join(f"{n} {tr(f'sweep.state.{s}', lang)}" for s, n in sorted(result.counts().items()))
     meta = result.meta
     summary = tr("sweep.page.summary", lang, n=len(result.trials), spec=meta.get("spec_name", "?"),
@@ -190,30 +191,38 @@ def render_page(result: SweepResult, lang: str = "en", x: str | None = None, y: 
         test_html = (tr("sweep.page.test", lang, acc=test["accuracy"], n=test["images"], number=test["trial"])
                      if test else tr("sweep.page.no_test", lang, reason="the sweep is not finished, has no test "
                                      "split, or the winner's run folder is on another machine"))
-        parts.append(_section(tr("sweep.page.best", lang), f"<p><b>{escape(line)}</b></p><p class=\"note\">"
-                              f"{escape(test_html)}</p>"))
+        parts.append(section_html(tr("sweep.page.best", lang), f"<p><b>{escape(line)}</b></p><p class=\"note\">"
+                                  f"{escape(test_html)}</p>"))
     axes = pick_axes(result, x, y)
     if axes:
-        parts.append(_section(tr("sweep.page.heatmap", lang, x=axes[0], y=axes[1]),
-                              _img(heatmap_png(result, *axes), "heat map"), tr("sweep.page.heatmap_note", lang)))
-    parts.append(_section(tr("sweep.page.per_option", lang), _img(per_option_png(result), "accuracy per option")))
+        parts.append(section_html(tr("sweep.page.heatmap", lang, x=axes[0], y=axes[1]),
+                                  img_html(heatmap_png(result, *axes), "heat map"), tr("sweep.page.heatmap_note", lang)))
+    parts.append(section_html(tr("sweep.page.per_option", lang), img_html(per_option_png(result), "accuracy per option")))
     curves = curves_png(result)
     if curves:
-        parts.append(_section(tr("sweep.page.curves", lang), _img(curves, "curves")))
+        parts.append(section_html(tr("sweep.page.curves", lang), img_html(curves, "curves")))
     note = tr("sweep.page.pruned_note", lang) if result.counts().get("pruned") else ""
-    parts.append(_section(tr("sweep.page.table", lang), _table(result, lang), note))
+    parts.append(section_html(tr("sweep.page.table", lang), _table(result, lang), note))
     if best is not None:
-        parts.append(_section(tr("sweep.page.config", lang), f"<pre>{escape(result.best_config())}</pre>",
-                              tr("sweep.page.exports", lang)))
+        parts.append(section_html(tr("sweep.page.config", lang), f"<pre>{escape(result.best_config())}</pre>",
+                                  tr("sweep.page.exports", lang)))
     title = tr("sweep.page.title", lang, name=result.name)
+    return page_html(title, f"<code>{escape(str(result.folder))}</code> · {escape(result.url)}", parts, lang)
+
+
+PAGE_CSS = ("table.sweep{border-collapse:collapse;font-size:.85rem;width:100%}"
+            "table.sweep td,table.sweep th{border-bottom:1px solid var(--line);padding:3px 8px;text-align:left}"
+            "table.sweep tr.best{background:#e8f5e9;font-weight:600}pre{background:var(--soft);padding:10px}")
+
+
+def page_html(title: str, meta_html: str, parts: list[str], lang: str) -> str:
+    """A self-contained page in the report's style (inline CSS, no script): the sweep and study pages."""
+    style = (resources.files("cnnlab.report") / "style.css").read_text(encoding="utf-8")
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    extra_css = ("table.sweep{border-collapse:collapse;font-size:.85rem;width:100%}"
-                 "table.sweep td,table.sweep th{border-bottom:1px solid var(--line);padding:3px 8px;text-align:left}"
-                 "table.sweep tr.best{background:#e8f5e9;font-weight:600}pre{background:var(--soft);padding:10px}")
     return (f'<!DOCTYPE html><html lang="{"pt-BR" if lang == "pt" else "en"}"><head><meta charset="utf-8">'
-            f"<title>{escape(title)}</title><style>{style}{extra_css}</style></head><body>"
+            f"<title>{escape(title)}</title><style>{style}{PAGE_CSS}</style></head><body>"
             f'<header class="top"><div class="wrap"><h1>{escape(title)}</h1><p class="meta">'
-            f"<code>{escape(str(result.folder))}</code> · {escape(result.url)} · {generated}</p></div></header>"
+            f"{meta_html} · {generated}</p></div></header>"
             f'<main><div class="wrap">{"".join(parts)}</div></main></body></html>')
 
 
