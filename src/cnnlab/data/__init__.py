@@ -16,6 +16,7 @@ from cnnlab.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "load_data": "cnnlab.data.api",
+    "load_split": "cnnlab.data.api",
     "DataBundle": "cnnlab.data.types",
     "ImageSet": "cnnlab.data.types",
     "Resize": "cnnlab.data.types",

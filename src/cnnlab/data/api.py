@@ -41,6 +41,50 @@ def load_data(source: str | os.PathLike[str], input_shape: tuple[int, int, int] 
     Without ``input_shape`` (just looking at a data set) images keep the shape the source has by
     itself: MNIST 1×28×28, CIFAR 3×32×32, a folder's typical size (``cnnlab.data.natural``).
     """
+    raw, shape, policy = _read_shaped(source, input_shape, resize, val_split, test_split, strict, cache_dir,
+                                      progress, download)
+    splits = assign_splits(raw, **_split_args(raw, val_split, test_split, seed))
+    sets = {k: _to_imageset(v, raw.classes, shape, policy, raw.shaped) for k, v in splits.items()}
+    from cnnlab.data.cache import cached_stats
+
+    mean, std = cached_stats(raw.stats_file, sets["train"].sources, lambda: channel_stats(sets["train"].images))
+    bundle = DataBundle(
+        train=sets["train"], val=sets["val"], test=sets.get("test"), classes=list(raw.classes),
+        mean=mean, std=std, input_shape=shape, resize=policy.value, skipped=list(raw.skipped),
+        description=raw.description, source=raw.source, warnings=list(raw.warnings),
+    )
+    bundle.duplicates = find_duplicates(splits)
+    bundle.warnings += class_warnings(bundle) + duplicate_warning(bundle.duplicates)
+    return bundle
+
+
+def load_split(source: str | os.PathLike[str], input_shape: tuple[int, int, int] | list[int] | None, split: str, *,
+               val_split: float = defaults.VAL_SPLIT, test_split: float = defaults.TEST_SPLIT,
+               seed: int = defaults.SEED, resize: str | Resize = defaults.RESIZE,
+               strict: bool = False, cache_dir: str | os.PathLike[str] | bool | None = None,
+               progress: bool | ProgressFn | None = True, download: bool = True) -> ImageSet | None:
+    """Only ``split`` (``train``, ``val`` or ``test``) of what :func:`load_data` would return with the
+    same arguments: the same images, labels, classes and sources, but the other splits are never read
+    into memory and no training mean/std is computed (an evaluation uses the normalisation its run
+    recorded). ``None`` when the source has no such split.
+
+    For an IDX source (MNIST) this skips decoding the 54,000 training images and their statistics.
+    """
+    if split not in ("train", "val", "test"):
+        raise DataError(f"unknown split {split!r}; use train, val or test")
+    raw, shape, policy = _read_shaped(source, input_shape, resize, val_split, test_split, strict, cache_dir,
+                                      progress, download)
+    taken = assign_splits(raw, **_split_args(raw, val_split, test_split, seed), only=split)
+    if split not in taken:
+        return None
+    return _to_imageset(taken[split], raw.classes, shape, policy, raw.shaped)
+
+
+def _read_shaped(source: str | os.PathLike[str], input_shape: tuple[int, int, int] | list[int] | None,
+                 resize: str | Resize, val_split: float, test_split: float, strict: bool,
+                 cache_dir: str | os.PathLike[str] | bool | None, progress: bool | ProgressFn | None,
+                 download: bool) -> tuple[RawData, tuple[int, int, int], Resize]:
+    """The source read and conformed to ``input_shape`` (before splitting): ``(raw, shape, policy)``."""
     from cnnlab.data.natural import files_shape, stored_shape
 
     shape = check_shape(input_shape) if input_shape is not None else files_shape(source)
@@ -57,22 +101,14 @@ def load_data(source: str | os.PathLike[str], input_shape: tuple[int, int, int] 
                         "fix or remove them, or drop --strict to skip them")
     if not raw.shaped:
         _conform_splits(raw, shape, policy.value, cache_dir, progress)
-    if raw.source == "sample":
-        val_split, test_split = SAMPLE_SPLIT
-        seed = SAMPLE_SEED
-    splits = assign_splits(raw, val_split=val_split, test_split=test_split, seed=seed)
-    sets = {k: _to_imageset(v, raw.classes, shape, policy, raw.shaped) for k, v in splits.items()}
-    from cnnlab.data.cache import cached_stats
+    return raw, shape, policy
 
-    mean, std = cached_stats(raw.stats_file, sets["train"].sources, lambda: channel_stats(sets["train"].images))
-    bundle = DataBundle(
-        train=sets["train"], val=sets["val"], test=sets.get("test"), classes=list(raw.classes),
-        mean=mean, std=std, input_shape=shape, resize=policy.value, skipped=list(raw.skipped),
-        description=raw.description, source=raw.source, warnings=list(raw.warnings),
-    )
-    bundle.duplicates = find_duplicates(splits)
-    bundle.warnings += class_warnings(bundle) + duplicate_warning(bundle.duplicates)
-    return bundle
+
+def _split_args(raw: RawData, val_split: float, test_split: float, seed: int) -> dict[str, float | int]:
+    """The bundled sample is always split 80/10/10 with its own seed; every other source as asked."""
+    if raw.source == "sample":
+        return {"val_split": SAMPLE_SPLIT[0], "test_split": SAMPLE_SPLIT[1], "seed": SAMPLE_SEED}
+    return {"val_split": val_split, "test_split": test_split, "seed": seed}
 
 
 def _conform_splits(raw: RawData, shape: tuple[int, int, int], resize: str,
@@ -159,8 +195,12 @@ def _read_path(path: Path, shape: tuple[int, int, int], resize: str, cache: Path
     return load_folder(path, shape, resize, cache_dir=cache, progress=progress)
 
 
-def assign_splits(raw: RawData, *, val_split: float, test_split: float, seed: int) -> dict[str, RawSplit]:
-    """``train``/``val``/``test`` from what the source gave, splitting stratified where needed."""
+def assign_splits(raw: RawData, *, val_split: float, test_split: float, seed: int,
+                  only: str | None = None) -> dict[str, RawSplit]:
+    """``train``/``val``/``test`` from what the source gave, splitting stratified where needed.
+
+    ``only``: take just that split (the same rows as without it); the others are not read.
+    """
     given = dict(raw.splits)
     pool_name = "all" if "all" in given else "train"
     pool = given.pop(pool_name)
@@ -170,12 +210,17 @@ def assign_splits(raw: RawData, *, val_split: float, test_split: float, seed: in
         raise DataError(f"{raw.description}: no readable training images ({len(raw.skipped)} skipped)")
     tr, va, te = stratified_split(pool.labels, val=val_split if need_val else 0.0,
                                   test=test_split if need_test else 0.0, seed=seed)
-    out = {"val": _take(pool, va) if need_val else given["val"]}
-    if need_test:
-        out["test"] = _take(pool, te)
-    elif "test" in given:
-        out["test"] = given["test"]
-    out["train"] = _take_last(pool, tr)  # after val/test were copied out: may reuse the pool's memory
+    wanted = ("train", "val", "test") if only is None else (only,)
+    out: dict[str, RawSplit] = {}
+    if "val" in wanted:
+        out["val"] = _take(pool, va) if need_val else given["val"]
+    if "test" in wanted:
+        if need_test:
+            out["test"] = _take(pool, te)
+        elif "test" in given:
+            out["test"] = given["test"]
+    if "train" in wanted:
+        out["train"] = _take_last(pool, tr)  # after val/test were copied out: may reuse the pool's memory
     return {k: _materialise(out[k]) for k in ("train", "val", "test") if k in out}
 
 

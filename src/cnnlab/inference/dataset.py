@@ -69,9 +69,25 @@ def resolve_split(run: Any, source: str | None, split: str, *, progress: bool = 
             raise DataError(f"{getattr(run, 'path', 'the run')}/data.json names no loadable data source "
                             "(it was trained on data passed in memory); pass --data SOURCE")
     cfg = run.config
-    bundle = load_data(str(source), tuple(run.input_shape), val_split=float(getattr(cfg, "val_split", defaults.VAL_SPLIT)),
-                       seed=int(getattr(cfg, "seed", defaults.SEED)), resize=run.resize, progress=progress)
+    how = {"val_split": float(getattr(cfg, "val_split", defaults.VAL_SPLIT)), "seed": int(getattr(cfg, "seed", defaults.SEED)),
+           "resize": run.resize, "progress": progress}
     recorded = _recorded(run)
+    if source == own and split in ("val", "test", "train"):
+        # The run's own data and a named split: read only that split (no training statistics: the run
+        # recorded its normalisation); the trust checks below are the same as on the full path.
+        from cnnlab.data import load_split
+
+        only = load_split(str(source), tuple(run.input_shape), split, **how)
+        if only is not None and len(only.labels):
+            if recorded is not None and split != "train":
+                from cnnlab.train.identity import image_hashes
+
+                hashes = image_hashes(only.images)  # once for both checks
+                _refuse_training_images(run, recorded, only, str(source), split, hashes)
+                if split == "val":
+                    _check_recorded_val(run, recorded, only, str(source), hashes)
+            return only, str(source), split
+    bundle = load_data(str(source), tuple(run.input_shape), **how)
     same = source == own or (recorded is not None and _same_data(bundle, recorded))
     if split == "auto":
         split = "test" if bundle.test is not None and len(bundle.test.labels) else ("val" if same else "all")
@@ -116,10 +132,12 @@ def _same_data(bundle: Any, recorded: Any) -> bool:
     return bool(np.array_equal(np.sort(image_hashes(bundle.train.images)), np.sort(recorded.train)))
 
 
-def _refuse_training_images(run: Any, recorded: Any, images: Any, source: str, split: str) -> None:
+def _refuse_training_images(run: Any, recorded: Any, images: Any, source: str, split: str,
+                            hashes: np.ndarray | None = None) -> None:
     from cnnlab.train.identity import image_hashes
 
-    overlap = int(np.isin(image_hashes(images.images), recorded.train).sum())
+    hashes = image_hashes(images.images) if hashes is None else hashes
+    overlap = int(np.isin(hashes, recorded.train).sum())
     if overlap:
         raise DataError(
             f"{overlap} of {len(images.labels)} images of the {split} split of {source} are images the run "
@@ -128,10 +146,11 @@ def _refuse_training_images(run: Any, recorded: Any, images: Any, source: str, s
             "images, or pass `--split all` to score them knowingly (training images included)")
 
 
-def _check_recorded_val(run: Any, recorded: Any, images: Any, source: str) -> None:
+def _check_recorded_val(run: Any, recorded: Any, images: Any, source: str, hashes: np.ndarray | None = None) -> None:
     from cnnlab.train.identity import fingerprint, image_hashes
 
-    if fingerprint(image_hashes(images.images), images.labels, list(images.classes)) != recorded.record["split"]["val"]:
+    hashes = image_hashes(images.images) if hashes is None else hashes
+    if fingerprint(hashes, images.labels, list(images.classes)) != recorded.record["split"]["val"]:
         raise DataError(
             f"the validation split reloaded from {source} differs from the one recorded when "
             f"{getattr(run, 'path', 'the run')} was trained (the data changed since); it is not the run's held-out "

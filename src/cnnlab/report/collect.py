@@ -33,6 +33,7 @@ def collect_report(run: Any, images: Any | None, *, lang: str = "en", data_label
     analysis = analyze(run.spec, lang=lang)
     images = _writable(images)
     res = _evaluate(run, images) if images is not None else None
+    figures.preload()  # before the fork: the child inherits matplotlib instead of importing it again
     side = in_background(_plain_pictures(run, images, res, lang))  # another core draws these meanwhile
     report = ReportData(
         lang=lang,
