@@ -175,7 +175,14 @@ def _build_session(run: RunLike) -> Any:
     options.intra_op_num_threads = max(1, torch.get_num_threads())
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only
-    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - a graph onnxruntime cannot load means "use torch"
+        raise CnnlabError(f"onnxruntime cannot load the exported model ({exc}); use --engine torch") from exc
+    names = [i.name for i in session.get_inputs()]
+    if names != ["input"]:  # e.g. a forward that leaves torch, traced as a constant
+        raise CnnlabError(f"the exported ONNX graph takes inputs {names}, not the image batch; its results "
+                          "would differ from PyTorch's; use --engine torch")
     diff = _max_probability_diff(model, run, session)
     if not diff <= TOLERANCE:
         raise CnnlabError(f"onnxruntime's probabilities differ from PyTorch's by up to {diff:.3g} "
