@@ -175,6 +175,9 @@ def _build_session(run: RunLike) -> Any:
     options.intra_op_num_threads = max(1, torch.get_num_threads())
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only
+    # idle workers sleep instead of spinning: under load spinning took CPU from the thread doing the work
+    # (+15-30 % images/s at 2 threads, load 11; BENCHMARKS.md "Inference vs Keras (#15)")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - a graph onnxruntime cannot load means "use torch"
