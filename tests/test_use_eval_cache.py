@@ -97,7 +97,7 @@ def test_damaged_cache_is_recomputed_and_replaced(setup, damage: bytes) -> None:
     cache.parent.mkdir(parents=True)
     cache.write_bytes(damage)
     _same(fresh, evaluate(run, data, batch_size=16, cache=cache))
-    key = eval_cache.cache_key(run.model, data.images, data.labels, CLASSES, MEAN, STD, 16)
+    key = eval_cache.cache_key(run.model, data.images, data.labels, CLASSES, MEAN, STD, 16, engine="auto")
     assert eval_cache.load(cache, key, len(data.labels), len(CLASSES)) is not None
 
 

@@ -61,6 +61,7 @@ def _register_evaluate(sub: Any) -> None:
     p.add_argument("--confused", type=whole(0), default=10, help="how many most-confused pairs to list")
     p.add_argument("--samples", default=None, metavar="CSV",
                    help="also write every sample's outcome (source, true, predicted, confidence, loss) to this CSV")
+    _engine(p)
     _common(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -74,8 +75,16 @@ def _register_predict(sub: Any) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or globs")
     p.add_argument("--top-k", type=count, default=3, help="how many classes to show per image")
     p.add_argument("--batch-size", type=count, default=64, help="images per forward pass")
+    _engine(p)
     _common(p)
     p.set_defaults(func=cmd_predict)
+
+
+def _engine(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=("auto", "torch", "onnx"), default="auto",
+                   help="what runs the model: onnx = onnxruntime (needs the [onnx] extra; checked to match "
+                   "PyTorch within 1e-5), torch = the PyTorch model itself, auto = onnx when installed, on the "
+                   "CPU and for 512 images or more, else torch")
 
 
 def _register_export(sub: Any) -> None:
@@ -138,7 +147,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         check_output_file(args.samples, "--samples")
     run = _load(args)
     imageset, source, split = resolve_split(run, args.data, args.split, progress=args.output == "table")
-    result = evaluate(run, imageset, batch_size=args.batch_size, top_k=args.top_k)
+    result = evaluate(run, imageset, batch_size=args.batch_size, top_k=args.top_k, engine=args.engine)
     meta = {"run": str(run.path), "checkpoint": run.which, "data": source, "split": split}
     if split in ("all", "train"):
         from cnnlab.inference.dataset import training_overlap
@@ -170,7 +179,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         files = [path for path, error in expand_inputs(args.inputs) if error is None]
         for line in file_notices(files, tuple(run.input_shape), run.resize, lang):  # e.g. photos read as grey
             print(line, file=sys.stderr)
-    results = predict(run, args.inputs, top_k=args.top_k, batch_size=args.batch_size)
+    results = predict(run, args.inputs, top_k=args.top_k, batch_size=args.batch_size, engine=args.engine)
     render_predictions(results, args.output, top_k=min(args.top_k, len(run.classes)), lang=lang)
     return 0 if all(r.ok for r in results) else 1
 

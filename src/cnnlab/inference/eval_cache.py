@@ -34,7 +34,7 @@ HEADER_BYTES = 4096  # room for the key, the zip directory and the .npy headers 
 
 
 def cache_key(model: Any, images: np.ndarray, labels: np.ndarray, classes: Sequence[str],
-              mean: Sequence[float], std: Sequence[float], batch_size: int) -> str:
+              mean: Sequence[float], std: Sequence[float], batch_size: int, engine: str = "torch") -> str:
     """SHA-256 of everything the log-probabilities depend on (see the module docstring)."""
     import torch
 
@@ -44,7 +44,7 @@ def cache_key(model: Any, images: np.ndarray, labels: np.ndarray, classes: Seque
     h.update(json.dumps({"format": FORMAT, "torch": torch.__version__, "cnnlab": cnnlab.__version__,
                          "model": type(model).__qualname__, "classes": [str(c) for c in classes],
                          "mean": [float(m) for m in mean], "std": [float(s) for s in std],
-                         "batch": int(batch_size),
+                         "batch": int(batch_size), "engine": str(engine),
                          "device": str(next(iter(model.parameters()), torch.empty(0)).device)}).encode())
     for name, tensor in model.state_dict().items():
         t = tensor.detach().cpu().contiguous()

@@ -158,6 +158,7 @@ class EvalResult:
     top_k: dict[int, float] = field(default_factory=dict)
     confusion: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
     per_class: list[dict[str, Any]] = field(default_factory=list)
+    engine: str = "torch"  # the engine that ran the model ("torch" or "onnx", see inference.engine; "cache": reused)
 
     @property
     def n(self) -> int:
@@ -238,6 +239,7 @@ def evaluate(
     top_k: Sequence[int] = DEFAULT_TOP_K,
     split: str = "auto",
     cache: str | os.PathLike[str] | None = None,
+    engine: str = "auto",
 ) -> EvalResult:
     """Run ``run.model`` over ``imageset`` (an ``ImageSet``) in batches and measure it.
 
@@ -251,10 +253,15 @@ def evaluate(
     so a folder holding only some of the classes (or in another order) is evaluated correctly.
     ``top_k`` values at or above the number of classes (always 100 %) are left out, except 1.
     ``cache``: an ``.npz`` file that keeps the per-image log-probabilities; they are reused while the
-    weights, images, labels, classes, normalisation and batch size are unchanged (``eval_cache``).
+    weights, images, labels, classes, normalisation, batch size and engine choice are unchanged
+    (``eval_cache``); ``EvalResult.engine`` then reads ``cache``.
+    ``engine``: ``auto`` (onnxruntime when it is installed and matches PyTorch, else PyTorch),
+    ``torch`` or ``onnx``; see :mod:`cnnlab.inference.engine`. Results agree within 1e-5.
     """
+    from cnnlab.inference.engine import parse_engine
     from cnnlab.inference.inputs import as_images, as_run
 
+    choice = parse_engine(engine)  # a bad name fails before any data is loaded
     run = as_run(run)
     imageset = as_images(run, imageset, split)
     classes = [str(c) for c in run.classes]
@@ -266,30 +273,37 @@ def evaluate(
         raise DataError("the image set to evaluate is empty; pick a split that has images (e.g. --split val)")
     if batch_size < 1:
         raise DataError(f"batch_size must be at least 1; received {batch_size}")
-    logp = None
+    logp, used = None, "cache"
     if cache is not None:
         from cnnlab.inference import eval_cache
 
-        key = eval_cache.cache_key(run.model, images, labels, classes, run.mean, run.std, batch_size)
+        key = eval_cache.cache_key(run.model, images, labels, classes, run.mean, run.std, batch_size,
+                                   engine=str(getattr(choice, "value", choice)))
         logp = eval_cache.load(cache, key, len(labels), len(classes))
     if logp is None:
-        logp = log_probabilities(run, images, batch_size, len(classes))  # (N, K)
+        logp, used = log_probabilities(run, images, batch_size, len(classes), engine=choice)  # (N, K)
         if cache is not None:
             eval_cache.save(cache, key, logp)
-    return result_from_log_probabilities(logp, labels, classes, imageset, top_k)
+    result = result_from_log_probabilities(logp, labels, classes, imageset, top_k)
+    result.engine = used
+    return result
 
 
-def log_probabilities(run: RunLike, images: Any, batch_size: int, num_classes: int) -> np.ndarray:
-    """Log-softmax of ``run.model`` for every image, float32 ``(N, K)``, in eval mode under
-    ``torch.inference_mode`` (the model's train/eval mode is restored afterwards)."""
+def log_probabilities(run: RunLike, images: Any, batch_size: int, num_classes: int,
+                      engine: Any = "torch") -> tuple[np.ndarray, str]:
+    """(log-softmax of ``run.model`` for every image, float32 ``(N, K)``; the engine that ran it), in
+    eval mode under ``torch.inference_mode`` (the model's train/eval mode is restored afterwards)."""
     import torch
+
+    from cnnlab.inference.engine import engine_for, parse_engine
 
     model = run.model
     was_training = model.training
     model.eval()
     try:
+        forward = engine_for(run, parse_engine(engine), n_images=len(images))
         with torch.inference_mode():
-            return _log_probabilities(run, images, batch_size, num_classes)  # (N, K)
+            return _log_probabilities(run, forward, images, batch_size, num_classes), forward.name  # (N, K)
     finally:
         model.train(was_training)
 
@@ -316,7 +330,7 @@ def result_from_log_probabilities(logp: np.ndarray, labels: np.ndarray, classes:
     )
 
 
-def _log_probabilities(run: RunLike, images: Any, batch_size: int, num_classes: int) -> np.ndarray:
+def _log_probabilities(run: RunLike, forward: Any, images: Any, batch_size: int, num_classes: int) -> np.ndarray:
     """Log-softmax of the model's logits for every image, as float32 ``(N, K)``, batch by batch."""
     import torch
 
@@ -325,9 +339,9 @@ def _log_probabilities(run: RunLike, images: Any, batch_size: int, num_classes: 
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start : start + batch_size])  # (B, C, H, W) uint8
         x = preprocess_batch(run, batch, device)  # (B, C, H, W) float32
-        logits = run.model(x)  # (B, K)
+        logits = forward(x)  # (B, K) on the CPU
         _check_logits(logits, len(batch), num_classes)
-        chunks.append(torch.log_softmax(logits.float(), dim=1).cpu().numpy())
+        chunks.append(torch.log_softmax(logits, dim=1).numpy())
     if not chunks:
         return np.zeros((0, num_classes), np.float32)
     return np.concatenate(chunks, axis=0)

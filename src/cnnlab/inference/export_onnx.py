@@ -139,6 +139,23 @@ def require_onnx() -> tuple[Any, Any]:
     return modules[0], modules[1]
 
 
+def legacy_onnx_bytes(model: Any, example: Any, opset: int = DEFAULT_OPSET) -> bytes:
+    """The unchecked ONNX graph of ``model`` (eval mode, CPU) traced on ``example`` by the TorchScript
+    exporter, as bytes: input ``input`` ``(batch, C, H, W)``, output ``logits``. Needs neither the
+    ``onnx`` package nor onnxscript (faster to import and to export than the dynamo path); the
+    inference engine (``engine.py``) checks the result itself."""
+    import torch
+
+    buffer = io.BytesIO()
+    with _quiet():
+        torch.onnx.export(
+            model, (example,), buffer, dynamo=False, verbose=False, opset_version=opset,
+            input_names=["input"], output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
+    return buffer.getvalue()
+
+
 def _to_proto(model: Any, example: Any, mode: Exporter, opset: int) -> tuple[Any, str, list[str]]:
     """Build the ONNX ModelProto with the chosen exporter (auto: dynamo, falling back to legacy)."""
     notes: list[str] = []

@@ -73,15 +73,19 @@ def predict(
     top_k: int = 3,
     batch_size: int = 64,
     workers: int | None = None,
+    engine: str = "auto",
 ) -> list[Prediction]:
     """Predict every image named by ``inputs`` (files, folders searched recursively, globs).
 
     Returns one :class:`Prediction` per file, in input order (folders and globs sorted), plus one
     error entry per input that matched nothing. ``top_k`` is clipped to the number of classes.
     ``workers``: decoding threads (default: up to 4, no more than the CPU cores).
+    ``engine``: ``auto``, ``torch`` or ``onnx`` (see :mod:`cnnlab.inference.engine`).
     """
+    from cnnlab.inference.engine import engine_for, parse_engine
     from cnnlab.inference.inputs import as_run
 
+    choice = parse_engine(engine)
     run = as_run(run)  # a run folder path, as on the command line
     if isinstance(inputs, (str, os.PathLike)):  # one file, folder or glob
         inputs = [inputs]
@@ -93,12 +97,14 @@ def predict(
     results = [Prediction(source=src, error=err) for src, err in entries]
     pending = [i for i, (_, err) in enumerate(entries) if err is None]
     workers = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
+    forward = engine_for(run, choice, n_images=len(pending)) if pending else None
     for start in range(0, len(pending), batch_size):
-        _predict_chunk(run, results, pending[start : start + batch_size], top_k, workers)
+        _predict_chunk(run, results, pending[start : start + batch_size], top_k, workers, forward)
     return results
 
 
-def _predict_chunk(run: RunLike, results: list[Prediction], idxs: list[int], top_k: int, workers: int) -> None:
+def _predict_chunk(run: RunLike, results: list[Prediction], idxs: list[int], top_k: int, workers: int,
+                   forward: Any) -> None:
     """Load, preprocess and classify one batch of files, recording per-file errors in place.
 
     Files are decoded on a few threads (Pillow releases the GIL while decoding and resizing).
@@ -125,7 +131,7 @@ def _predict_chunk(run: RunLike, results: list[Prediction], idxs: list[int], top
             loaded.append(i)
     if not images:
         return
-    probs = classify(run, np.stack(images))  # (B, K)
+    probs = classify(run, np.stack(images), batch_size=len(images), engine=forward)  # (B, K)
     classes = [str(c) for c in run.classes]
     k = min(top_k, len(classes))
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # (B, k) best first
@@ -143,12 +149,15 @@ def _load_one(load_image: Any, path: str, shape: tuple[int, ...], resize: str) -
         return None, f"cannot read {path}: {exc}"
 
 
-def classify(run: RunLike, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def classify(run: RunLike, images: np.ndarray, batch_size: int = 256, *, engine: Any = "auto") -> np.ndarray:
     """Softmax probabilities float32 ``(N, K)`` for uint8 images ``(N, C, H, W)``.
 
-    The model's train/eval mode is restored afterwards.
+    ``engine``: ``auto``, ``torch``, ``onnx`` (see :mod:`cnnlab.inference.engine`) or a ``Forward``
+    it made. The model's train/eval mode is restored afterwards.
     """
     import torch
+
+    from cnnlab.inference.engine import Forward, engine_for
 
     expected = tuple(int(d) for d in run.input_shape)
     if images.ndim != 4 or tuple(images.shape[1:]) != expected:
@@ -159,11 +168,12 @@ def classify(run: RunLike, images: np.ndarray, batch_size: int = 256) -> np.ndar
     model.eval()
     out: list[np.ndarray] = []
     try:
+        forward = engine if isinstance(engine, Forward) else engine_for(run, engine, n_images=len(images))
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
                 x = preprocess_batch(run, images[start : start + batch_size], device)  # (B, C, H, W)
-                logits = model(x).float()  # (B, K)
-                out.append(torch.softmax(logits, dim=1).cpu().numpy())
+                logits = forward(x)  # (B, K) on the CPU
+                out.append(torch.softmax(logits, dim=1).numpy())
     finally:
         model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, len(run.classes)), np.float32)
