@@ -52,11 +52,12 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
-def run(name: str, threads: int | None, seed: int | None = None) -> dict[str, Any]:
+def run(name: str, threads: int | None, seed: int | None = None, epochs: int | None = None) -> dict[str, Any]:
     recipe = RECIPES[name]
     spec = recipe["spec"]
     config = load_config(recipe["config"]) if "config" in recipe else None
-    options = dict(recipe["options"], **({"seed": seed} if seed is not None else {}))
+    given = {"seed": seed, "epochs": epochs}
+    options = dict(recipe["options"], **{k: v for k, v in given.items() if v is not None})
     batch = options.get("batch_size", config.batch_size if config is not None else 128)
     analysis = analyze(spec, batch=int(batch))
     val_split = config.val_split if config is not None else 0.1
@@ -102,10 +103,14 @@ def main() -> None:
     ap.add_argument("net", choices=sorted(RECIPES))
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=None, help="training seed (default: the recipe's)")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="a shorter (complete) schedule than the recipe's, when time is short; recorded in the JSON")
     args = ap.parse_args()
-    res = run(args.net, args.threads, args.seed)
+    res = run(args.net, args.threads, args.seed, args.epochs)
+    res["recipe_epochs_overridden"] = args.epochs is not None
     print(json.dumps(res, indent=2))
     suffix = f"_seed{args.seed}" if args.seed is not None else ""
+    suffix += f"_e{args.epochs}" if args.epochs is not None else ""
     path = ROOT / "bench" / "results" / f"train_accuracy_{args.net}{suffix}.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(res, indent=2) + "\n")
