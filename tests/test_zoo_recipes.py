@@ -162,3 +162,18 @@ def test_recipe_trains_a_couple_of_steps(name: str, tmp_path: Path) -> None:
     assert fitted.state == "finished"
     saved = TrainConfig.from_yaml(tmp_path / "run" / "config.yaml")
     assert saved.label_smoothing == load_config(name).label_smoothing and saved.zoom == load_config(name).zoom
+
+
+def test_the_training_loader_applies_zoom() -> None:
+    """BatchLoader passes the image size to the draw; a zoomed batch differs from the plain one."""
+    from cnnlab.data import BatchLoader
+
+    rng = np.random.default_rng(3)
+    images = ImageSet(rng.integers(0, 256, (24, 1, 12, 12), dtype=np.uint8), np.arange(24) % 2, ["a", "b"],
+                      [f"i{k}" for k in range(24)])
+    common = {"shuffle": False, "seed": 1, "mean": (0.0,), "std": (1.0,)}
+    plain = BatchLoader(images, 8, **common)  # type: ignore[arg-type]
+    zoomed = BatchLoader(images, 8, augment=Augment(zoom=0.5), **common)  # type: ignore[arg-type]
+    (xp, yp), (xz, yz) = next(iter(plain)), next(iter(zoomed))
+    assert xz.shape == xp.shape and torch.equal(yp, yz)
+    assert not torch.equal(xp, xz)
