@@ -15,7 +15,8 @@ Each run also records peak RSS (``ru_maxrss``) next to the analysis's training-m
     CNNLAB_DATA=/work/shared/data nice .venv/bin/python bench/train_accuracy.py mnist-modern --seed 0
     CNNLAB_DATA=/work/shared/data nice .venv/bin/python bench/train_accuracy.py cats-scratch --seed 0
 
-Writes ``bench/results/train_accuracy_<name>.json`` (``_seed<N>`` added when ``--seed`` is given); the run folders go to ``runs/bench-<name>``.
+Writes ``bench/results/train_accuracy_<name>.json`` (``_seed<N>``, ``_e<N>`` added for ``--seed``,
+``--epochs``); the run folders go to ``runs/bench-<name>`` with the same suffix.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def run(name: str, threads: int | None, seed: int | None = None, epochs: int | N
         held = load_data(recipe["test"], _input(spec), val_split=0.0, seed=0, progress=False, cache_dir=cache)
         bundle = dataclasses.replace(bundle, test=held.train)
     load_before = os.getloadavg()[0]
-    out = ROOT / "runs" / f"bench-{name}"
+    out = ROOT / "runs" / f"bench-{name}{_suffix(seed, epochs)}"  # one folder per seed/schedule
     if out.exists():
         import shutil
 
@@ -92,6 +93,10 @@ def run(name: str, threads: int | None, seed: int | None = None, epochs: int | N
     }
 
 
+def _suffix(seed: int | None, epochs: int | None) -> str:
+    return (f"_seed{seed}" if seed is not None else "") + (f"_e{epochs}" if epochs is not None else "")
+
+
 def _input(spec: str) -> tuple[int, int, int]:
     from cnnlab.spec import load_spec
 
@@ -109,9 +114,7 @@ def main() -> None:
     res = run(args.net, args.threads, args.seed, args.epochs)
     res["recipe_epochs_overridden"] = args.epochs is not None
     print(json.dumps(res, indent=2))
-    suffix = f"_seed{args.seed}" if args.seed is not None else ""
-    suffix += f"_e{args.epochs}" if args.epochs is not None else ""
-    path = ROOT / "bench" / "results" / f"train_accuracy_{args.net}{suffix}.json"
+    path = ROOT / "bench" / "results" / f"train_accuracy_{args.net}{_suffix(args.seed, args.epochs)}.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(res, indent=2) + "\n")
 
