@@ -237,6 +237,7 @@ def evaluate(
     *,
     top_k: Sequence[int] = DEFAULT_TOP_K,
     split: str = "auto",
+    cache: str | os.PathLike[str] | None = None,
 ) -> EvalResult:
     """Run ``run.model`` over ``imageset`` (an ``ImageSet``) in batches and measure it.
 
@@ -249,9 +250,9 @@ def evaluate(
     mode is restored afterwards. The image set's labels are mapped onto the run's classes by name,
     so a folder holding only some of the classes (or in another order) is evaluated correctly.
     ``top_k`` values at or above the number of classes (always 100 %) are left out, except 1.
+    ``cache``: an ``.npz`` file that keeps the per-image log-probabilities; they are reused while the
+    weights, images, labels, classes, normalisation and batch size are unchanged (``eval_cache``).
     """
-    import torch
-
     from cnnlab.inference.inputs import as_images, as_run
 
     run = as_run(run)
@@ -265,14 +266,38 @@ def evaluate(
         raise DataError("the image set to evaluate is empty; pick a split that has images (e.g. --split val)")
     if batch_size < 1:
         raise DataError(f"batch_size must be at least 1; received {batch_size}")
+    logp = None
+    if cache is not None:
+        from cnnlab.inference import eval_cache
+
+        key = eval_cache.cache_key(run.model, images, labels, classes, run.mean, run.std, batch_size)
+        logp = eval_cache.load(cache, key, len(labels), len(classes))
+    if logp is None:
+        logp = log_probabilities(run, images, batch_size, len(classes))  # (N, K)
+        if cache is not None:
+            eval_cache.save(cache, key, logp)
+    return result_from_log_probabilities(logp, labels, classes, imageset, top_k)
+
+
+def log_probabilities(run: RunLike, images: Any, batch_size: int, num_classes: int) -> np.ndarray:
+    """Log-softmax of ``run.model`` for every image, float32 ``(N, K)``, in eval mode under
+    ``torch.inference_mode`` (the model's train/eval mode is restored afterwards)."""
+    import torch
+
     model = run.model
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            logp = _log_probabilities(run, images, batch_size, len(classes))  # (N, K)
+            return _log_probabilities(run, images, batch_size, num_classes)  # (N, K)
     finally:
         model.train(was_training)
+
+
+def result_from_log_probabilities(logp: np.ndarray, labels: np.ndarray, classes: list[str], imageset: Any,
+                                  top_k: Sequence[int] = DEFAULT_TOP_K) -> EvalResult:
+    """The :class:`EvalResult` of per-image log-probabilities ``logp`` ``(N, K)`` against ``labels`` ``(N,)``
+    (run order): every figure of :func:`evaluate` is computed here from ``logp`` alone."""
     probabilities = np.exp(logp).astype(np.float32)
     losses = (-logp[np.arange(len(labels)), labels]).astype(np.float32)  # (N,) cross-entropy
     predictions = logp.argmax(axis=1).astype(np.int64)  # (N,)

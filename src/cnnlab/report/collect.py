@@ -1,18 +1,21 @@
 """Compute everything the report shows (``ReportData``) from a loaded run and an image set.
 
 ``collect_report(run, images, lang=...)`` evaluates the model on ``images`` (usually the validation
-split), draws the pictures and fills the tables; ``render.render_html`` only formats the result.
+split), draws the pictures and fills the tables; ``render.render_html`` only formats the result. The
+pictures that need no model are drawn in a forked process meanwhile (``concurrent``; same bytes).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import statistics
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cnnlab.analysis.render import explanation, human_count, rf_text, shape_text, totals_lines
 from cnnlab.i18n import integer, percent, tr
 from cnnlab.report import figures
+from cnnlab.report.concurrent import in_background
 from cnnlab.report.types import Evaluation, Item, LayerRow, ReportData
 
 if TYPE_CHECKING:
@@ -30,6 +33,7 @@ def collect_report(run: Any, images: Any | None, *, lang: str = "en", data_label
     analysis = analyze(run.spec, lang=lang)
     images = _writable(images)
     res = _evaluate(run, images) if images is not None else None
+    side = in_background(_plain_pictures(run, images, res, lang))  # another core draws these meanwhile
     report = ReportData(
         lang=lang,
         title=str(run.spec.name),
@@ -48,11 +52,23 @@ def collect_report(run: Any, images: Any | None, *, lang: str = "en", data_label
         notes=list(notes or []),
         warnings=list(analysis.warnings),
     )
-    report.curves = figures.curves_picture(run.metrics, lang)
     report.filters = figures.filter_pictures(run.model, analysis, lang) if analysis.conv_layers else []
     if res is not None and images is not None:
         _add_evaluation(report, run, images, res, analysis, data_label, lang)
+    drawn = side.results()
+    report.curves = drawn["curves"]
+    if "confusion" in drawn:
+        report.confusion, report.mistakes = drawn["confusion"], drawn["mistakes"]
     return report
+
+
+def _plain_pictures(run: Any, images: Any, res: EvalResult | None, lang: str) -> dict[str, Callable[[], Any]]:
+    """The pictures that need no model (curves; confusion and mistakes when there is an evaluation)."""
+    jobs: dict[str, Callable[[], Any]] = {"curves": lambda: figures.curves_picture(run.metrics, lang)}
+    if res is not None and images is not None:
+        jobs["confusion"] = lambda: figures.confusion_picture(res, lang)
+        jobs["mistakes"] = lambda: figures.mistakes_picture(images.images, res, lang)
+    return jobs
 
 
 def _writable(images: Any) -> Any:
@@ -72,7 +88,12 @@ def _evaluate(run: Any, images: Any) -> EvalResult:
     from cnnlab.inference.evaluation import evaluate
 
     batch = int(getattr(run.config, "eval_batch_size", EVAL_BATCH_SIZE) or EVAL_BATCH_SIZE)
-    return evaluate(run, images, batch_size=batch)
+    cache = None
+    if getattr(run, "path", None):  # the run folder keeps the predictions for the next report of the same weights
+        from cnnlab.train.run import cache_file
+
+        cache = cache_file(run.path, f"report-eval-{getattr(run, 'which', 'best')}.npz")
+    return evaluate(run, images, batch_size=batch, cache=cache)
 
 
 def _add_evaluation(report: ReportData, run: Any, images: Any, res: EvalResult, analysis: Analysis,
@@ -83,14 +104,12 @@ def _add_evaluation(report: ReportData, run: Any, images: Any, res: EvalResult, 
         n=res.n, accuracy=res.accuracy, loss=res.loss, top_k=dict(res.top_k),
         per_class=list(res.per_class), most_confused=res.most_confused(5),
     )
-    report.confusion = figures.confusion_picture(res, lang)
     chosen = figures.cam_examples(res)
     spatial = [row.index for row in analysis.layers if row.kind in ("conv", "pool", "residual")]
     if chosen and spatial:
         report.maps = figures.maps_picture(run, pixels, chosen[0], analysis, lang)
     if chosen and analysis.conv_layers:
         report.cams = figures.cam_picture(run, pixels, res, chosen, lang)
-    report.mistakes = figures.mistakes_picture(pixels, res, lang)
 
 
 def _row(la: LayerAnalysis) -> LayerRow:

@@ -4,6 +4,7 @@ Layout (docs/dev/CONTRACTS.md)::
 
     RUN/config.yaml spec.yaml classes.json data.json skipped.txt metrics.jsonl status.json
     RUN/checkpoints/{last,best}.safetensors + .json, resume.safetensors
+    RUN/cache/  (derived results, safe to delete: ``cache_file``)
 
 >>> run = load_run("runs/lenet")                      # doctest: +SKIP
 >>> run.model(run.preprocess(images)).argmax(1)       # doctest: +SKIP
@@ -35,6 +36,12 @@ if TYPE_CHECKING:
     from cnnlab.spec import Spec
 
 REQUIRED = ("config.yaml", "spec.yaml", "classes.json", "data.json")
+CACHE = "cache"  # RUN/cache/: results derived from the run that may be deleted at any time
+
+
+def cache_file(run_path: str | os.PathLike[str], name: str) -> Path:
+    """``RUN/cache/NAME``: where a derived, disposable result of the run is kept (e.g. the report's evaluation)."""
+    return Path(run_path) / CACHE / name
 
 
 class RunDir:

@@ -8,7 +8,7 @@ measured on the real renderer; one that crosses the canvas edge gets a smaller f
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cnnlab.utils.paths import shorten_middle
 
@@ -23,14 +23,12 @@ SLACK = 0.5  # pixels of tolerance at the canvas edge (antialiasing)
 
 def outside(fig: Figure) -> list[Text]:
     """The visible, non-empty text artists of ``fig`` that cross its canvas edge (after a draw)."""
-    from matplotlib.text import Text
-
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     box = fig.bbox
     hidden = _undrawn_tick_labels(fig)
     out = []
-    for text in fig.findobj(Text):
+    for text in text_artists(fig):
         if not text.get_visible() or not text.get_text().strip() or id(text) in hidden:
             continue
         if text.axes is not None and not text.axes.get_visible():
@@ -65,6 +63,30 @@ def fit_text(fig: Figure) -> Figure:
     return fig
 
 
+def text_artists(fig: Figure) -> list[Text]:
+    """Every ``Text`` of ``fig`` that a drawing can show: ``fig.findobj(Text)`` minus the axis texts (tick
+    labels, axis labels) of axes whose axis is switched off, which ``Axes.draw`` never draws. Walking
+    those makes matplotlib create every tick of every image axes, most of a grid figure's cost.
+    """
+    from matplotlib.axes import Axes
+    from matplotlib.axis import Axis
+    from matplotlib.text import Text
+
+    out: list[Text] = []
+
+    def walk(artist: Any) -> None:
+        children = artist.get_children()
+        if isinstance(artist, Axes) and not artist.axison:
+            children = [c for c in children if not isinstance(c, Axis)]
+        for child in children:
+            walk(child)
+        if isinstance(artist, Text):
+            out.append(artist)
+
+    walk(fig)
+    return out
+
+
 def _room(text: Text, fig: Figure) -> float:
     """Pixels available along the text's reading direction: from its anchor to the canvas edge it runs into."""
     bb = text.get_window_extent(fig.canvas.get_renderer())  # type: ignore[attr-defined]
@@ -80,6 +102,8 @@ def _undrawn_tick_labels(fig: Figure) -> set[int]:
     """Tick labels matplotlib keeps but does not draw (ticks outside the view limits)."""
     hidden: set[int] = set()
     for ax in fig.axes:
+        if not ax.axison:  # text_artists leaves its axes' texts out already
+            continue
         for axis in (ax.xaxis, ax.yaxis):
             ticks = axis.get_major_ticks() + axis.get_minor_ticks()
             drawn = {id(t) for t in axis._update_ticks()}  # type: ignore[union-attr]  # what Axis.draw draws

@@ -72,11 +72,14 @@ def drawable(text: str) -> str:
 
 def prepare_text(fig: Figure) -> None:
     """Make every text of ``fig`` drawable with the installed fonts (see the module docstring)."""
-    from matplotlib.text import Text
     from matplotlib.ticker import FixedFormatter, FuncFormatter
+
+    from cnnlab.visualize.fit import text_artists
 
     family = families()
     for ax in fig.axes:
+        if not ax.axison:  # its ticks are never drawn (and asking for them would create them all)
+            continue
         for axis in (ax.xaxis, ax.yaxis):
             for formatter in (axis.get_major_formatter(), axis.get_minor_formatter()):
                 if isinstance(formatter, FixedFormatter):  # tick labels given as strings (class names)
@@ -84,7 +87,7 @@ def prepare_text(fig: Figure) -> None:
                 elif isinstance(formatter, FuncFormatter) and not getattr(formatter.func, "_drawable", False):
                     formatter.func = _drawable_func(formatter.func)
         ax.tick_params(labelfontfamily=family)
-    for text in fig.findobj(Text):
+    for text in text_artists(fig):
         text.set_fontfamily(family)
         text.set_parse_math(False)
         content = text.get_text()
