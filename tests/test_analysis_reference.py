@@ -114,7 +114,8 @@ def _flop_counter_macs(name: str) -> int:
     return counter.get_total_flops() // 2  # FlopCounterMode counts a multiply-add as 2 FLOPs
 
 
-@pytest.mark.parametrize("name", ["keras-mnist", "lenet5", "alexnet", "vgg16", "resnet18", "resnet50"])
+@pytest.mark.parametrize("name", ["keras-mnist", "lenet5", "alexnet", "vgg16", "resnet18", "resnet50",
+                                  "mnist-modern", "cats-scratch"])
 def test_total_macs_equal_torch_flop_counter(name: str) -> None:
     assert analyze(name).total_macs == _flop_counter_macs(name)
 

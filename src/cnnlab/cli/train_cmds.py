@@ -37,6 +37,7 @@ FIELDS: tuple[tuple[str, type, object], ...] = (
     ("augment", bool, True),
     ("translate", int, None),
     ("hflip", bool, None),
+    ("zoom", float, 0.0),
     ("val_split", float, defaults.VAL_SPLIT),
     ("resize", str, defaults.RESIZE),
     ("strict", bool, False),
@@ -75,6 +76,7 @@ _HELP = {
     "augment": "random shifts (and flips for colour images) during training",
     "translate": "largest random shift in pixels (None: about 1/12 of the image height)",
     "hflip": "random horizontal flips (None: on for colour images)",
+    "zoom": "random zoom-in: a random crop enlarged by up to 1 + ZOOM, e.g. 0.2 (0: off)",
     "val_split": "fraction of the training images held out for validation (when the data has no val split)",
     "resize": "how images of another size are fitted: crop, pad or stretch",
     "strict": "stop with an error on unreadable image files instead of skipping them (they are listed in RUN/skipped.txt)",
@@ -122,7 +124,8 @@ def register(sub: Any) -> None:
     p.add_argument("spec", metavar="SPEC_OR_RUN", help="spec file / bundled name, or a run folder with --resume")
     p.add_argument("--data", help="folder, IDX/CIFAR files, CSV, mnist, fashion-mnist, cifar10, sample")
     p.add_argument("--out", help="run folder (default: runs/<spec name>, numbered when taken)")
-    p.add_argument("--config", help="YAML file of training options; flags override it")
+    p.add_argument("--config", help="YAML file of training options, or a bundled recipe's name "
+                                    "(e.g. mnist-modern); flags override it")
     p.add_argument("--resume", action="store_true", help="continue the run folder SPEC_OR_RUN where it stopped")
     p.add_argument("--dry-run", action="store_true", help="print the resolved options and exit")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -168,13 +171,13 @@ def _train(args: argparse.Namespace) -> int:
         from cnnlab.distributed import launch
 
         return launch(sys.argv[1:], args.devices)
-    from cnnlab.train.config import TrainConfig
+    from cnnlab.train.config import load_config
 
     if args.out is not None and not args.dry_run:
         from cnnlab.utils.paths import check_output_folder
 
         check_output_folder(args.out, "--out")
-    config = TrainConfig.from_yaml(args.config) if args.config else None
+    config = load_config(args.config) if args.config else None
     overrides = config_overrides(args)
     if args.dry_run:
         return _dry_run(args, config, overrides)

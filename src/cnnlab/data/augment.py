@@ -1,4 +1,4 @@
-"""Batch augmentation: random translation (zero padding + crop) and horizontal flip.
+"""Batch augmentation: random zoom-in (crop + nearest resize), translation (zero padding + crop), flip.
 
 The random draws for a batch come from a ``numpy.random.Generator`` the loader seeds from
 ``(seed, epoch, batch_index, rank)``; the same draws are then applied either with numpy (a CPU
@@ -25,43 +25,68 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 @dataclass(frozen=True)
 class Draw:
-    """One batch's random choices: ``offsets`` (2, B) in ``0..2t`` (row, col), ``flips`` (B,) bool."""
+    """One batch's random choices: ``offsets`` (2, B) in ``0..2t`` (row, col), ``flips`` (B,) bool;
+    ``crops`` (4, B) ``(top, left, height, width)`` of the zoom crop, or None without zoom."""
 
     offsets: np.ndarray
     flips: np.ndarray
+    crops: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
 class Augment:
-    """``translate``: shift by up to that many pixels (zero fill); ``hflip``: mirror about half the images."""
+    """``translate``: shift by up to that many pixels (zero fill); ``hflip``: mirror about half the images;
+    ``zoom``: enlarge a random crop by a factor drawn from ``[1, 1 + zoom]`` back to full size
+    (nearest neighbour, the same pixels as ``torch.nn.functional.interpolate(mode="nearest-exact")``),
+    before the shift and flip. ``zoom=0`` (the default) draws nothing extra: results stay as before."""
 
     translate: int = 0
     hflip: bool = False
+    zoom: float = 0.0
 
     def __post_init__(self) -> None:
-        if int(self.translate) < 0:
-            from cnnlab.errors import DataError
+        from cnnlab.errors import DataError
 
+        if int(self.translate) < 0:
             raise DataError(f"augment translate must be >= 0 pixels, got {self.translate}")
+        if not 0 <= float(self.zoom) <= 1:
+            raise DataError(f"augment zoom must be a fraction from 0 to 1 (0.2: up to 1.2x), got {self.zoom}")
 
     @property
     def active(self) -> bool:
-        return self.translate > 0 or self.hflip
+        return self.translate > 0 or self.hflip or self.zoom > 0
 
-    def draw(self, batch: int, rng: np.random.Generator) -> Draw:
-        """The random choices for ``batch`` images (always drawn in the same order)."""
+    def draw(self, batch: int, rng: np.random.Generator, size: tuple[int, int] | None = None) -> Draw:
+        """The random choices for ``batch`` images (always drawn in the same order; zoom's last).
+
+        ``size`` (H, W) of the images is needed only with ``zoom``.
+        """
         t = int(self.translate)
         offsets = rng.integers(0, 2 * t + 1, size=(2, batch)) if t else np.full((2, batch), 0)
         flips = rng.random(batch) < 0.5 if self.hflip else np.zeros(batch, bool)
-        return Draw(offsets.astype(np.int64), flips)
+        crops = None
+        if self.zoom > 0:
+            if size is None:
+                raise ValueError("Augment.draw needs the image size (H, W) when zoom > 0")
+            h, w = size
+            factor = 1.0 + float(self.zoom) * rng.random(batch)  # (B,) in [1, 1 + zoom)
+            ch = np.clip(np.rint(h / factor), 1, h).astype(np.int64)  # (B,) crop height
+            cw = np.clip(np.rint(w / factor), 1, w).astype(np.int64)
+            top = np.floor(rng.random(batch) * (h - ch + 1)).astype(np.int64)
+            left = np.floor(rng.random(batch) * (w - cw + 1)).astype(np.int64)
+            crops = np.stack([top, left, ch, cw])  # (4, B)
+        return Draw(offsets.astype(np.int64), flips, crops)
 
     def __call__(self, x: Any, rng: np.random.Generator) -> Any:
         """Augment ``x`` (B, C, H, W): a numpy array, or a torch tensor on any device."""
-        d = self.draw(int(x.shape[0]), rng)
+        d = self.draw(int(x.shape[0]), rng, (int(x.shape[2]), int(x.shape[3])))
         return self.apply_numpy(x, d) if isinstance(x, np.ndarray) else self.apply_torch(x, d)
 
     def apply_numpy(self, x: np.ndarray, d: Draw) -> np.ndarray:
         b, c, h, w = x.shape
+        if d.crops is not None:
+            index = np.broadcast_to(_zoom_index(d.crops, h, w)[:, None, :], (b, c, h * w))  # (B, C, H*W)
+            x = np.take_along_axis(x.reshape(b, c, h * w), index, axis=2).reshape(b, c, h, w)
         t = int(self.translate)
         if t:
             padded = np.zeros((b, c, h + 2 * t, w + 2 * t), x.dtype)  # (B, C, H+2t, W+2t)
@@ -77,6 +102,9 @@ class Augment:
         import torch
 
         b, c, h, w = x.shape
+        if d.crops is not None:
+            index = torch.from_numpy(_zoom_index(d.crops, h, w)).to(x.device)  # (B, H*W)
+            x = torch.gather(x.reshape(b, c, h * w), 2, index[:, None, :].expand(b, c, h * w)).view(b, c, h, w)
         t = int(self.translate)
         if t:
             padded = torch.nn.functional.pad(x, (t, t, t, t))  # (B, C, H+2t, W+2t), zeros
@@ -89,7 +117,22 @@ class Augment:
         return x
 
     def to_dict(self) -> dict[str, object]:
-        return {"translate": int(self.translate), "hflip": bool(self.hflip)}
+        out: dict[str, object] = {"translate": int(self.translate), "hflip": bool(self.hflip)}
+        if self.zoom > 0:
+            out["zoom"] = float(self.zoom)
+        return out
+
+
+def _zoom_index(crops: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Flat source positions (B, H*W) of each crop ``(top, left, ch, cw)`` enlarged to (H, W).
+
+    Output pixel ``i`` reads crop pixel ``floor((i + 0.5) * ch / H)`` (the centre rule of
+    ``nearest-exact``), in integers: ``((2i + 1) * ch) // (2H)``.
+    """
+    top, left, ch, cw = crops  # each (B,)
+    rows = top[:, None] + ((2 * np.arange(h)[None, :] + 1) * ch[:, None]) // (2 * h)  # (B, H)
+    cols = left[:, None] + ((2 * np.arange(w)[None, :] + 1) * cw[:, None]) // (2 * w)  # (B, W)
+    return (rows[:, :, None] * w + cols[:, None, :]).reshape(len(top), h * w)  # (B, H*W)
 
 
 @lru_cache(maxsize=16)

@@ -141,7 +141,8 @@ class BatchLoader:
             idx = order[k * self.batch_size:(k + 1) * self.batch_size]
             xb = np.take(self.images, idx, axis=0)  # (B, C, H, W) uint8, a fresh copy
             yb = torch.from_numpy(self.labels[idx])  # (B,)
-            draw = self.augment.draw(len(idx), self._rng(epoch, k)) if self.augment is not None else None
+            size = (int(xb.shape[2]), int(xb.shape[3]))
+            draw = self.augment.draw(len(idx), self._rng(epoch, k), size) if self.augment is not None else None
             if on_cpu:
                 # numpy on the CPU: torch intra-op threads cost more than they save on batch-sized tensors
                 if draw is not None and self.augment is not None:
@@ -166,7 +167,8 @@ class BatchLoader:
             idx = order_t[k * self.batch_size:(k + 1) * self.batch_size]  # (B,) on the device
             xt = self.device_images.index_select(0, idx)  # (B, C, H, W) uint8
             if self.augment is not None:
-                xt = self.augment.apply_torch(xt, self.augment.draw(len(idx), self._rng(epoch, k)))
+                size = (int(xt.shape[2]), int(xt.shape[3]))
+                xt = self.augment.apply_torch(xt, self.augment.draw(len(idx), self._rng(epoch, k), size))
             x = xt.to(torch.float32).mul_(self._scale).sub_(self._shift)  # (B, C, H, W) float32
             yield x, self.device_labels.index_select(0, idx)
 

@@ -98,6 +98,7 @@ class TrainConfig:
     augment: bool = True
     translate: int | None = None  # random shift in pixels; None: about 1/12 of the image height
     hflip: bool | None = None  # random horizontal flip; None: on for colour images, off for grey
+    zoom: float = 0.0  # random zoom-in: a crop enlarged by up to 1 + zoom (0.2: up to 1.2x); 0: off
     val_split: float = defaults.VAL_SPLIT
     resize: str = defaults.RESIZE
     strict: bool = False  # unreadable image files: an error instead of skipped (listed in skipped.txt)
@@ -151,6 +152,7 @@ class TrainConfig:
         _check(self.checkpoint_minutes > 0, "checkpoint_minutes", self.checkpoint_minutes, "a number of minutes > 0")
         _check(self.checkpoint_steps >= 0, "checkpoint_steps", self.checkpoint_steps, "a whole number >= 0")
         _check(self.translate is None or self.translate >= 0, "translate", self.translate, "pixels >= 0")
+        _check(0 <= self.zoom <= 1, "zoom", self.zoom, "a fraction from 0 to 1, e.g. 0.2 for crops enlarged up to 1.2x")
         _check(self.freeze_epochs is None or self.freeze_epochs >= 0, "freeze_epochs", self.freeze_epochs,
                "a whole number >= 0")
         _check(not self.freeze_epochs or bool(self.init_from), "freeze_epochs", self.freeze_epochs,
@@ -251,6 +253,28 @@ class TrainConfig:
         if not isinstance(data, Mapping):
             raise CnnlabError(f"config file {p} must be a mapping of option: value, got {type(data).__name__}")
         return cls.from_dict(data, where=f"config file {p}")
+
+
+def load_config(source: str | Path) -> TrainConfig:
+    """A ``--config`` value: a YAML file, or the name of a bundled recipe (``cnnlab.zoo.recipe_names()``).
+
+    A file that exists wins over a recipe of the same name.
+
+    >>> load_config("mnist-modern").label_smoothing
+    0.1
+    """
+    from cnnlab import zoo
+
+    path = Path(source)
+    if not path.exists():
+        bundled = zoo.recipe_path(str(source))
+        if bundled is not None:
+            return TrainConfig.from_yaml(bundled)
+        if path.suffix.lower() not in (".yaml", ".yml"):
+            recipes = zoo.recipe_names()
+            raise CnnlabError(f"config {str(source)!r} is neither a file nor a bundled recipe"
+                              f"{did_you_mean(str(source), recipes)}; bundled recipes: {', '.join(recipes)}")
+    return TrainConfig.from_yaml(path)
 
 
 def parse_milestones(name: str, value: Any, where: str = "training config") -> list[tuple[int, float | int]]:

@@ -7,6 +7,11 @@ True
 
 ``cnnlab models`` lists them with their counts; ``cnnlab summary NAME`` explains one.
 A base module: it may import only ``errors`` (the spec loader reads its YAML files by name).
+
+Some come with a training recipe, a ``--config`` file in ``recipes/`` found by name:
+
+>>> recipe_path("mnist-modern").name
+'mnist-modern.yaml'
 """
 
 from __future__ import annotations
@@ -50,6 +55,17 @@ def get(name: str) -> ZooEntry:
     return ZooEntry(name, _description(path), path)
 
 
+def recipe_names() -> list[str]:
+    """Names of the bundled training recipes (``cnnlab train ... --config NAME``), sorted."""
+    return sorted(p.stem for p in (_folder() / "recipes").glob("*.yaml"))
+
+
+def recipe_path(name: str) -> Path | None:
+    """The bundled recipe file ``recipes/NAME.yaml``, or None when there is no such recipe."""
+    path = _folder() / "recipes" / f"{name.strip().lower()}.yaml"
+    return path if "/" not in name and "\\" not in name and path.is_file() else None
+
+
 def list_models() -> list[ZooEntry]:
     """Every bundled network, sorted by name (counts: ``cnnlab.analyze(entry.name)``)."""
     return [get(n) for n in names()]
@@ -58,5 +74,8 @@ def list_models() -> list[ZooEntry]:
 def _description(path: Path) -> str:
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith("description:"):
-            return line.split(":", 1)[1].strip()
+            text = line.split(":", 1)[1].strip()
+            if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":  # quoted: "for: ..." holds a colon
+                text = text[1:-1]
+            return text
     return ""
