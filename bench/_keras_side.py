@@ -36,9 +36,8 @@ def main() -> None:
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    import keras
-
     import _keras_nets
+    import keras
 
     framework = f"keras {keras.__version__} / tensorflow {tf.__version__}"
     cache: dict[str, Any] = {}
@@ -56,19 +55,28 @@ def main() -> None:
         model = _keras_nets.build(keras, req["net"], req.get("params"))
         model.compile(optimizer=keras.optimizers.AdamW(learning_rate=1e-3),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-        times: list[float] = []
-
-        class Timer(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-                self.t0 = time.perf_counter()
-
-            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-                times.append(time.perf_counter() - self.t0)
-
+        timer = _timer(keras)
         model.fit(x, y, batch_size=int(req["batch"]), epochs=int(req["epochs"]), shuffle=True, verbose=0,
-                  callbacks=[Timer()])
-        out.write(json.dumps({"epoch_seconds": times, "images": int(len(x)), "framework": framework}) + "\n")
+                  callbacks=[timer])
+        out.write(json.dumps({"epoch_seconds": timer.times, "images": int(len(x)), "framework": framework}) + "\n")
         out.flush()
+
+
+def _timer(keras: Any) -> Any:
+    """A callback that records each epoch's seconds in ``.times``."""
+
+    class Timer(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.times: list[float] = []
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.times.append(time.perf_counter() - self.t0)
+
+    return Timer()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ validation) once to warm up, once timed without the profiler (steady-state img/s
 once under ``torch.profiler``; prints the operators by self CPU time and writes the table to
 ``bench/results/profile_train_<tag>.txt``.
 
-    CNNLAB_DATA=/work/shared/data PYTHONPATH=src:bench .venv/bin/python bench/profile_train.py \\
+    CNNLAB_DATA=/work/shared/data PYTHONPATH=src .venv/bin/python bench/profile_train.py \\
         --net keras-mnist --precision fp32 --tag before_fp32
 """
 
@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-from _mnist_bench import loadavg, mnist_bundle
-from cnnlab.train.api import fit
+sys.path.insert(0, str(Path(__file__).parent))
+from _mnist_bench import loadavg, mnist_bundle  # noqa: E402
+
+from cnnlab.train.api import fit  # noqa: E402
 
 
 def run_fit(net: str, bundle: object, folder: Path, precision: str, threads: int, epochs: int = 1) -> float:
