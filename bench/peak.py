@@ -94,7 +94,7 @@ def main() -> None:
                   f"{rate:,.1f} GFLOP/s = {100 * training[precision]['fraction_of_fp32_peak']:.0f} % of the fp32 peak "
                   f"({float(peaks['fp32']['peak_gflops']):,.0f} GFLOP/s), "  # type: ignore[arg-type]
                   f"{100 * training[precision]['fraction_of_bf16_peak']:.0f} % of the bf16 peak "
-                  f"({float(peaks['bf16']['peak_gflops']):,.0f} GFLOP/s)", flush=True)  # type: ignore[arg-type]
+                  f"({float(peaks['bf16']['peak_gflops']):,.1f} GFLOP/s)", flush=True)  # type: ignore[arg-type]
     loads.append(loadavg())
     result = {"date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__,
               "threads": args.threads, "load_1min": loads, "peaks": peaks, "net": NET,
