@@ -14,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+PARAMS = {"keras-mnist": 34_826, "lenet5": 61_706}  # cnnlab's analysis counts (the fit benchmark re-reads them)
+INPUT_HW = {"keras-mnist": 28, "lenet5": 32}
+
 
 def keras_mnist(keras: Any) -> Any:
     """keras-mnist: conv 32 3x3 relu, max-pool 2, conv 64 3x3 relu, max-pool 2, flatten, dropout 0.5,
@@ -51,11 +54,11 @@ def lenet5(keras: Any) -> Any:
 BUILDERS: dict[str, Callable[[Any], Any]] = {"keras-mnist": keras_mnist, "lenet5": lenet5}
 
 
-def build(keras: Any, net: str, expected_params: int | None = None) -> Any:
+def build(net: str, keras: Any, expected_params: int | None = None) -> Any:
     """The Keras model for cnnlab net ``net``; raises ``AssertionError`` unless its parameter count is
-    ``expected_params`` (cnnlab's analysis count, passed in by the caller)."""
+    ``expected_params`` (cnnlab's analysis count, passed in by the caller) or, without it, ``PARAMS[net]``."""
     model = BUILDERS[net](keras)
-    if expected_params is not None:
-        got = model.count_params()
-        assert got == expected_params, f"Keras {net} has {got:,} parameters, cnnlab's analysis says {expected_params:,}"
+    want = PARAMS[net] if expected_params is None else expected_params
+    got = model.count_params()
+    assert got == want, f"Keras {net} has {got:,} parameters, cnnlab's analysis says {want:,}"
     return model

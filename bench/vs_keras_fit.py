@@ -8,7 +8,7 @@ the first ``--images`` MNIST training images as ``cnnlab.data.load_data`` shapes
 32×32 is its resize), normalised with cnnlab's ``normalise``, handed to Keras as NHWC arrays.
 
 Each round, per net: cnnlab fp32 (``cnnlab.train.api.fit``, in this process), Keras fp32 (``model.fit``,
-in a long-lived subprocess of the Keras venv, ``bench/_keras_side.py``), cnnlab bf16
+in a long-lived subprocess of the Keras venv, ``bench/_keras_fit_side.py``), cnnlab bf16
 (``--precision bf16``). Every run trains a fresh model for ``--epochs`` epochs; the first epoch is the
 warm-up on both sides (graph tracing, oneDNN primitive creation) and is excluded; the figure is the
 images of the other epochs over their summed epoch time (cnnlab: its loop time, the per-epoch
@@ -68,11 +68,11 @@ def cnnlab_run(net: str, bundle: Any, folder: Path, precision: str, epochs: int,
 
 
 class KerasSide:
-    """``bench/_keras_side.py`` in the Keras venv, kept alive for the whole invocation."""
+    """``bench/_keras_fit_side.py`` in the Keras venv, kept alive for the whole invocation."""
 
     def __init__(self, python: str, threads: int) -> None:
         env = {**os.environ, "PYTHONPATH": ""}
-        self.proc = subprocess.Popen([python, str(Path(__file__).parent / "_keras_side.py"), "--threads", str(threads)],
+        self.proc = subprocess.Popen([python, str(Path(__file__).parent / "_keras_fit_side.py"), "--threads", str(threads)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
 
     def fit(self, **request: Any) -> dict[str, Any]:

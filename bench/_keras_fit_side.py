@@ -1,7 +1,7 @@
 """The Keras side of ``bench/vs_keras_fit.py``: a long-lived process that answers training requests.
 
 Runs in the Keras virtual environment (no cnnlab, no torch). Started as
-``KERAS_PYTHON bench/_keras_side.py --threads 2``; reads one JSON request per line on stdin and answers
+``KERAS_PYTHON bench/_keras_fit_side.py --threads 2``; reads one JSON request per line on stdin and answers
 one JSON line on stdout:
 
     {"net": "keras-mnist", "params": 34826, "data": "/tmp/x.npz", "epochs": 3, "batch": 128}
@@ -52,7 +52,7 @@ def main() -> None:
                 cache[req["data"]] = (z["x"], z["y"])
         x, y = cache[req["data"]]
         keras.utils.set_random_seed(int(req.get("seed", 0)))
-        model = _keras_nets.build(keras, req["net"], req.get("params"))
+        model = _keras_nets.build(req["net"], keras, req.get("params"))
         model.compile(optimizer=keras.optimizers.AdamW(learning_rate=1e-3),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         timer = _timer(keras)
