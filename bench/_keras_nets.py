@@ -1,46 +1,64 @@
-"""Keras builders of cnnlab's bundled nets, layer for layer, for the ``bench/vs_keras_*`` scripts.
+"""Keras 3 builders for cnnlab's bundled nets, layer for layer (one shared module for every Keras benchmark).
 
-Run only in the Keras venv (made with ``python3.11 -m venv V && V/bin/pip install
-"tensorflow-cpu==2.21.*" "keras==3.15.*"``). Each builder returns a model whose parameter count
-equals cnnlab's for the same net (``PARAMS``); the scripts assert it.
+Each builder returns an uncompiled ``keras.Sequential`` whose layers are those of the cnnlab spec of the
+same name (``src/cnnlab/zoo/NAME.yaml``): same kernels, strides, padding ('valid'), activations, pooling,
+dropout rate and dense sizes, so the parameter counts are equal. This module imports only Keras (it
+runs in the Keras virtual environment, which has no cnnlab); the benchmark that drives it passes
+cnnlab's own count (``cnnlab.analysis.analyze(spec).trainable_params``) and ``build`` asserts it.
+
+Layout: Keras on CPU is channels-last (NHWC); the input is ``(H, W, C)``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-PARAMS = {"keras-mnist": 34_826, "lenet5": 61_706}  # sum(p.numel()) of cnnlab.build(name)
+PARAMS = {"keras-mnist": 34_826, "lenet5": 61_706}  # cnnlab's analysis counts (the fit benchmark re-reads them)
 INPUT_HW = {"keras-mnist": 28, "lenet5": 32}
 
 
 def keras_mnist(keras: Any) -> Any:
-    """keras.io "Simple MNIST convnet": 2 conv 3x3 + max-pool, dropout, dense 10 (cnnlab ``keras-mnist``)."""
-    L = keras.layers
+    """keras-mnist: conv 32 3x3 relu, max-pool 2, conv 64 3x3 relu, max-pool 2, flatten, dropout 0.5,
+    dense 10 (logits) — keras.io "Simple MNIST convnet", 34,826 parameters."""
+    layers = keras.layers
     return keras.Sequential([
         keras.Input(shape=(28, 28, 1)),
-        L.Conv2D(32, (3, 3), activation="relu"), L.MaxPooling2D(2),
-        L.Conv2D(64, (3, 3), activation="relu"), L.MaxPooling2D(2),
-        L.Flatten(), L.Dropout(0.5), L.Dense(10),
-    ])
+        layers.Conv2D(32, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dropout(0.5),
+        layers.Dense(10),
+    ], name="keras_mnist")
 
 
 def lenet5(keras: Any) -> Any:
-    """Modern LeNet-5 on 32x32: conv 5x5 (6) + pool, conv 5x5 (16) + pool, dense 120, 84, 10 (cnnlab ``lenet5``)."""
-    L = keras.layers
+    """lenet5 (modern): 32x32 input, conv 6 5x5 relu, max-pool 2, conv 16 5x5 relu, max-pool 2, flatten,
+    dense 120 relu, dense 84 relu, dense 10 (logits) — 61,706 parameters."""
+    layers = keras.layers
     return keras.Sequential([
         keras.Input(shape=(32, 32, 1)),
-        L.Conv2D(6, (5, 5), activation="relu"), L.MaxPooling2D(2),
-        L.Conv2D(16, (5, 5), activation="relu"), L.MaxPooling2D(2),
-        L.Flatten(), L.Dense(120, activation="relu"), L.Dense(84, activation="relu"), L.Dense(10),
-    ])
+        layers.Conv2D(6, 5, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(16, 5, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(120, activation="relu"),
+        layers.Dense(84, activation="relu"),
+        layers.Dense(10),
+    ], name="lenet5")
 
 
-BUILDERS = {"keras-mnist": keras_mnist, "lenet5": lenet5}
+BUILDERS: dict[str, Callable[[Any], Any]] = {"keras-mnist": keras_mnist, "lenet5": lenet5}
 
 
-def build(name: str, keras: Any) -> Any:
-    """The Keras model for cnnlab net ``name``; raises if its parameter count differs from cnnlab's."""
-    model = BUILDERS[name](keras)
-    if model.count_params() != PARAMS[name]:
-        raise AssertionError(f"Keras {name} has {model.count_params()} parameters, cnnlab's has {PARAMS[name]}")
+def build(net: str, keras: Any, expected_params: int | None = None) -> Any:
+    """The Keras model for cnnlab net ``net``; raises ``AssertionError`` unless its parameter count is
+    ``expected_params`` (cnnlab's analysis count, passed in by the caller) or, without it, ``PARAMS[net]``."""
+    model = BUILDERS[net](keras)
+    want = PARAMS[net] if expected_params is None else expected_params
+    got = model.count_params()
+    assert got == want, f"Keras {net} has {got:,} parameters, cnnlab's analysis says {want:,}"
     return model

@@ -115,7 +115,7 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     from cnnlab.analysis import analyze
     from cnnlab.distributed import barrier, explain_batch, peer_guard
     from cnnlab.train import setup, transfer
-    from cnnlab.train.state import check_precision, set_threads
+    from cnnlab.train.state import bf16_is_slow, check_precision, set_threads
     from cnnlab.train.trainer import Interrupted, Trainer
 
     analysis = analyze(spec)
@@ -123,6 +123,10 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     device = dist.device
     cfg = cfg.for_device(device.type)
     check_precision(cfg.precision, device)
+    if bf16_is_slow(cfg.precision, device):
+        import torch
+
+        progress.warn("train.bf16_slow_cpu", capability=torch.backends.cpu.get_cpu_capability())
     from cnnlab.train.batches import batch_sizes
 
     largest = max(batch for _, batch in batch_sizes(cfg.batch_size, cfg.batch_schedule))  # a batch schedule grows it

@@ -24,6 +24,21 @@ def check_precision(precision: Precision, device: torch.device) -> None:
         raise CnnlabError("--precision bf16: this GPU has no bfloat16 support; use --precision fp16")
 
 
+def bf16_is_slow(precision: Precision, device: torch.device) -> bool:
+    """bf16 on a CPU whose oneDNN has no bf16 kernels (no AVX512-BF16/AMX: e.g. AVX2-only CPUs).
+
+    PyTorch then runs bf16 convolutions with its generic ``_slow_conv2d`` kernels: on the AVX2 dev VM
+    keras-mnist trained about 8x slower in bf16 than in fp32 (``bench/results/profile_train_*``)."""
+    return precision is Precision.BF16 and device.type == "cpu" and not _mkldnn_bf16()
+
+
+def _mkldnn_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
 @contextlib.contextmanager
 def autocast(precision: Precision, device: torch.device) -> Iterator[None]:
     """Mixed precision for the forward pass; parameters (and BatchNorm statistics) stay float32."""
