@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from cnnlab.analysis.memory import (
     INDEX_BYTES,
     MASK_BYTES,
+    PLAIN_MAX,
+    RELU_OUT,
     SAVES_INPUT,
     SAVES_OUTPUT,
     add_activation,
@@ -145,6 +147,8 @@ def _conv_memory(layer: Conv, row: LayerAnalysis, pads: tuple[int, int, int, int
         row.saved_bytes += c * (h + pads[0] + pads[1]) * (w + pads[2] + pads[3]) * 4
     else:
         row.saves_input = True
+    if layer.activation == Act.RELU:
+        row.resolved[RELU_OUT] = True  # the model may apply this ReLU after a following max-pool
     add_activation(row, layer.activation)
 
 
@@ -228,6 +232,8 @@ def _pool_memory(layer: Pool, row: LayerAnalysis, pads: tuple[int, int, int, int
         row.saves_input = True
     if layer.kind == PoolKind.MAX:
         row.saved_bytes += row.activations * INDEX_BYTES
+        if pads[0] == pads[1] and pads[2] == pads[3] and not layer.trainable and layer.activation == Act.NONE:
+            row.resolved[PLAIN_MAX] = True  # a lone nn.MaxPool2d: a ReLU before it may run after it
     if layer.trainable:  # a·x keeps x
         row.saved_bytes += row.activations * 4
         act_input = row.activations * 4 if layer.activation in SAVES_INPUT else 0
