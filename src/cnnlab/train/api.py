@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import CnnlabError, RunError
-from cnnlab.i18n import count, resolve_lang
+from cnnlab.i18n import count, resolve_lang, tr
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.limits import check_fits, out_of_memory
 from cnnlab.train.progress import Progress, pick_mode
@@ -124,8 +124,8 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     cfg = cfg.for_device(device.type)
     check_precision(cfg.precision, device)
     check_fits(analysis, cfg.batch_size, device, force=force, lang=progress.lang)
-    threads = set_threads(cfg.threads)
-    _warn_if_busy(progress, device, threads)
+    choice = set_threads(cfg.threads, device)
+    _warn_if_busy(progress, device, choice.threads if choice.reason == "forced" else 1)
     if dist.is_main:  # one writer per run folder: taken before anything is read or written
         from cnnlab.train.identity import acquire_lock
 
@@ -152,6 +152,9 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
 
     ident = make_identity(spec.to_dict(), cfg.to_dict(), bundle)
     state = _check_resume(run_dir, ident, spec, cfg) if resume else None
+    if state is not None and cfg.threads is None:  # auto threads: resume with the count the run started with
+        choice = _resumed_threads(choice, state.meta.get("runtime", {}), device)
+    threads = choice.threads
     if dist.is_main and not resume:
         _prepare_folder(run_dir, cfg, spec, bundle, source, ident, prepared.data_extra)
     barrier()
@@ -171,7 +174,9 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
         if dist.is_main:  # everything checked: only now does the resume touch the folder
             run_dir.truncate_metrics(trainer.pos.epoch)
             run_dir.set_status("running", trainer.pos.epoch)
-    _announce(progress, run_dir, cfg, analysis, bundle, device, threads, dist, explain_batch, trainer)
+    if dist.is_main:
+        run_dir.write_runtime({**choice.to_dict(), "device": str(device)})
+    _announce(progress, run_dir, cfg, analysis, bundle, device, choice, dist, explain_batch, trainer)
     try:
         with peer_guard(dist):  # a dead rank -> PeerFailure (a CnnlabError): status "failed" below
             state = trainer.fit()
@@ -196,6 +201,27 @@ def _warn_if_busy(progress: Progress, device: Any, threads: int) -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if device.type == "cpu" and threads > 1 and load > cores + 0.5:
         progress.warn("train.busy", load=load, cores=cores, threads=threads)
+
+
+def _resumed_threads(choice: Any, saved: dict[str, Any], device: Any) -> Any:
+    """An exact resume needs the thread count of the interrupted process (summation order): reuse it."""
+    import torch
+
+    from cnnlab.utils.cpus import ThreadChoice
+
+    recorded = saved.get("threads")
+    if device.type != "cpu" or not isinstance(recorded, int) or recorded < 1 or recorded == choice.threads:
+        return choice
+    torch.set_num_threads(recorded)
+    return ThreadChoice(recorded, "resumed", choice.cpus)
+
+
+def threads_text(choice: Any, lang: str) -> str:
+    """``2 (auto: 2 free cores)``: the count and why, for the training header."""
+    cpus = choice.cpus
+    fields = {"usable": cpus.usable, "others": cpus.others, "quota": cpus.quota or 0.0} if cpus else {}
+    key = f"train.threads_{choice.reason}" if cpus or choice.reason in ("forced", "resumed", "default") else ""
+    return f"{choice.threads} ({tr(key, lang, **fields)})" if key else str(choice.threads)
 
 
 def _status(dist: Any, run_dir: RunDir, state: str, epoch: int, **extra: Any) -> None:
@@ -276,11 +302,11 @@ def _warn_not_exact(progress: Progress, saved: dict[str, Any], threads: int, dev
 
 
 def _announce(progress: Progress, run_dir: RunDir, cfg: TrainConfig, analysis: Any, bundle: Any, device: Any,
-              threads: int, dist: Any, explain_batch: Any, trainer: Any) -> None:
+              choice: Any, dist: Any, explain_batch: Any, trainer: Any) -> None:
     counts = {k: len(getattr(bundle, k).labels) for k in ("train", "val") if getattr(bundle, k) is not None}
     progress.info("train.run_folder", path=run_dir.path)
     progress.info("train.data", line=bundle.summary_line(str(run_dir.path / "skipped.txt")))
-    progress.info("train.setup", device=device, threads=threads, precision=cfg.precision.value,
+    progress.info("train.setup", device=device, threads=threads_text(choice, progress.lang), precision=cfg.precision.value,
                   params=analysis.total_params, train=counts["train"], val=counts.get("val", 0))
     progress.info("train.recipe", optimizer=cfg.optimizer.value, schedule=cfg.schedule.value,
                   epochs=count(cfg.epochs, "epoch", progress.lang), steps=count(trainer.steps_per_epoch, "step", progress.lang),
