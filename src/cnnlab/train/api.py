@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import CnnlabError, RunError
-from cnnlab.i18n import count, resolve_lang, tr
+from cnnlab.i18n import count, decimal, integer, resolve_lang, tr
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.limits import check_fits, out_of_memory
 from cnnlab.train.progress import Progress, pick_mode
@@ -219,7 +219,8 @@ def _resumed_threads(choice: Any, saved: dict[str, Any], device: Any) -> Any:
 def threads_text(choice: Any, lang: str) -> str:
     """``2 (auto: 2 free cores)``: the count and why, for the training header."""
     cpus = choice.cpus
-    fields = {"usable": cpus.usable, "others": cpus.others, "quota": cpus.quota or 0.0} if cpus else {}
+    fields = {"usable": integer(cpus.usable, lang), "others": decimal(cpus.others, lang, 1),
+              "quota": decimal(cpus.quota or 0.0, lang, 1)} if cpus else {}
     key = f"train.threads_{choice.reason}" if cpus or choice.reason in ("forced", "resumed", "default") else ""
     return f"{choice.threads} ({tr(key, lang, **fields)})" if key else str(choice.threads)
 
