@@ -13,6 +13,12 @@ from cnnlab.utils import cpus
 from cnnlab.utils.cpus import CpuInfo, choose_threads
 
 
+@pytest.fixture(autouse=True)
+def no_omp_env(monkeypatch):
+    """A CI runner's OMP_NUM_THREADS would make every auto choice "env"."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+
+
 @pytest.mark.parametrize(("affinity", "quota", "others", "threads", "reason"), [
     (2, None, 0.0, 2, "quiet"),    # quiet 2-core machine: both cores
     (2, None, 0.4, 2, "quiet"),    # a flicker of other work is not a busy core
@@ -39,6 +45,19 @@ def test_explicit_threads_win_whatever_the_machine(requested):
         choice = choose_threads(requested, info)
         assert (choice.threads, choice.reason) == (requested, "forced")
     assert cpus.auto_threads(requested).threads == requested  # without reading the machine
+
+
+def test_omp_num_threads_is_followed_unless_threads_are_given(monkeypatch):
+    """torchrun sets OMP_NUM_THREADS=1 per process: the auto choice must not override it."""
+    monkeypatch.setattr(cpus, "read_cpus", lambda: CpuInfo(affinity=4, quota=None, others=0.0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert (cpus.auto_threads().threads, cpus.auto_threads().reason) == (1, "env")
+    assert cpus.auto_threads(3).threads == 3
+    for unusable in ("", "0", "two", "-2"):
+        monkeypatch.setenv("OMP_NUM_THREADS", unusable)
+        assert (cpus.auto_threads().threads, cpus.auto_threads().reason) == (4, "quiet")
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert cpus.auto_threads().threads == 4
 
 
 def test_quota_files_v2_and_v1(tmp_path):

@@ -125,7 +125,7 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     check_precision(cfg.precision, device)
     check_fits(analysis, cfg.batch_size, device, force=force, lang=progress.lang)
     choice = set_threads(cfg.threads, device)
-    _warn_if_busy(progress, device, choice.threads if choice.reason == "forced" else 1)
+    _warn_if_busy(progress, device, choice.threads if choice.reason in ("forced", "env") else 1)
     if dist.is_main:  # one writer per run folder: taken before anything is read or written
         from cnnlab.train.identity import acquire_lock
 
@@ -221,7 +221,7 @@ def threads_text(choice: Any, lang: str) -> str:
     cpus = choice.cpus
     fields = {"usable": integer(cpus.usable, lang), "others": decimal(cpus.others, lang, 1),
               "quota": decimal(cpus.quota or 0.0, lang, 1)} if cpus else {}
-    key = f"train.threads_{choice.reason}" if cpus or choice.reason in ("forced", "resumed", "default") else ""
+    key = f"train.threads_{choice.reason}" if cpus or choice.reason in ("forced", "env", "resumed", "default") else ""
     return f"{choice.threads} ({tr(key, lang, **fields)})" if key else str(choice.threads)
 
 

@@ -52,7 +52,7 @@ class CpuInfo:
 @dataclass(frozen=True)
 class ThreadChoice:
     threads: int
-    reason: str  # forced | quiet | busy | quota | resumed
+    reason: str  # forced | env | quiet | busy | quota | resumed | default
     cpus: CpuInfo | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,10 +197,23 @@ def read_cpus() -> CpuInfo:
     return CpuInfo(affinity=affinity(), quota=cgroup_quota(), others=other_load())
 
 
+def env_threads(environ: dict[str, str] | None = None) -> int | None:
+    """``OMP_NUM_THREADS`` as a whole number >= 1, or None (unset or not a number).
+
+    torchrun sets it to 1 for each process, a sweep for each worker; torch follows it, and so do we.
+    """
+    value = (os.environ if environ is None else environ).get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) >= 1 else None
+
+
 def auto_threads(requested: int | None = None) -> ThreadChoice:
-    """The thread count for this process now: ``requested`` if given (>= 1), else chosen from this machine."""
+    """The thread count for this process now: ``requested`` if given (>= 1), else ``OMP_NUM_THREADS``
+    if set, else chosen from this machine."""
     if requested is not None and requested >= 1:
         return ThreadChoice(int(requested), "forced", None)
+    env = env_threads()
+    if env is not None:
+        return ThreadChoice(env, "env", None)
     return choose_threads(None, read_cpus())
 
 
