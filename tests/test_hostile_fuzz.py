@@ -138,7 +138,8 @@ def test_fuzz_spec_yaml(data: bytes) -> None:
 
 CONFIG_KEYS = ["epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup",
                "label_smoothing", "augment", "translate", "seed", "threads", "patience", "val_split", "device",
-               "precision", "checkpoint_minutes", "bogus-key"]
+               "precision", "checkpoint_minutes", "batch_schedule", "lr_steps", "lr_scaling", "lr_reference_batch",
+               "bogus-key"]
 config_docs = st.dictionaries(st.sampled_from(CONFIG_KEYS), st.one_of(st.integers(-(2**70), 2**70), values),
                               max_size=5)
 

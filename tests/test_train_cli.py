@@ -16,7 +16,7 @@ def test_help_lists_options_with_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out
-    for needle in ("--epochs", "(default: 10)", "--optimizer {adamw,sgd}", "--schedule {onecycle,cosine,constant}",
+    for needle in ("--epochs", "(default: 10)", "--optimizer {adamw,sgd}", "--schedule {onecycle,cosine,constant,step}",
                    "--precision {fp32,bf16,fp16}", "--device {auto,cpu,cuda,mps}", "--resume", "--patience",
                    "--label-smoothing", "--no-augment", "--config"):
         assert needle in out, needle
@@ -80,7 +80,7 @@ def test_option_table_matches_train_config():
 
     from cnnlab.cli.train_cmds import _CHOICES, FIELDS
     from cnnlab.data.types import Resize
-    from cnnlab.train.config import Device, Optimizer, Precision, Schedule, TrainConfig
+    from cnnlab.train.config import Device, LRScaling, Optimizer, Precision, Schedule, TrainConfig
 
     defaults = TrainConfig()
     expected = []
@@ -90,7 +90,8 @@ def test_option_table_matches_train_config():
         kind = {"bool": bool, "int": int, "float": float}.get(base, str)
         expected.append((f.name, kind, value.value if hasattr(value, "value") else value))
     assert list(FIELDS) == expected
-    enums = {"optimizer": Optimizer, "schedule": Schedule, "device": Device, "precision": Precision, "resize": Resize}
+    enums = {"optimizer": Optimizer, "schedule": Schedule, "device": Device, "precision": Precision, "resize": Resize,
+             "lr_scaling": LRScaling}
     assert {name: [m.value for m in e] for name, e in enums.items()} == _CHOICES
 
 

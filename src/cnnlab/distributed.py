@@ -220,15 +220,19 @@ def unwrap_model(model: nn.Module) -> nn.Module:
         model = inner
 
 
-def explain_batch(info: DistInfo, per_rank_batch: int, lr: float) -> str:
-    """The log line that says what each rank sees, the global batch and what the LR applies to."""
+def explain_batch(info: DistInfo, per_rank_batch: int, lr: float, scaled: bool = False) -> str:
+    """The log line that says what each rank sees, the global batch and what the LR applies to.
+
+    ``scaled``: ``lr`` was scaled to the global batch (``--lr-scaling``), not taken as given.
+    """
     if not info.distributed:
         return f"batch {per_rank_batch}, learning rate {lr:g}"
     total = per_rank_batch * info.world_size
     return (f"{info.world_size} processes ({info.backend}): each rank takes a disjoint shard of "
             f"every epoch and sees batches of {per_rank_batch}; gradients are averaged over the "
             f"global batch of {total} = {per_rank_batch} x {info.world_size}; learning rate "
-            f"{lr:g} applies to that global batch (not scaled automatically)")
+            f"{lr:g} applies to that global batch "
+            f"({'scaled to it by --lr-scaling' if scaled else 'not scaled automatically; see --lr-scaling'})")
 
 
 @contextlib.contextmanager

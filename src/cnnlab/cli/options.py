@@ -88,4 +88,5 @@ TRAIN_TYPES: dict[str, Callable[[str], object]] = {
     "val_split": fraction, "seed": seed, "patience": count, "threads": whole(1, 4096),
     "eval_batch_size": count, "checkpoint_minutes": number(0, lo_open=True), "checkpoint_steps": whole(0),
     "max_steps_per_epoch": count, "freeze_epochs": whole(0), "lr_ratio": number(0, 1, lo_open=True),
+    "lr_reference_batch": count,
 }

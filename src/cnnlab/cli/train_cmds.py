@@ -32,7 +32,7 @@ FIELDS: tuple[tuple[str, type, object], ...] = (
     ("momentum", float, 0.9),
     ("weight_decay", float, None),
     ("schedule", str, "onecycle"),
-    ("warmup", float, 0.25),
+    ("warmup", float, None),
     ("label_smoothing", float, 0.0),
     ("augment", bool, True),
     ("translate", int, None),
@@ -55,6 +55,10 @@ FIELDS: tuple[tuple[str, type, object], ...] = (
     ("init_from", str, None),
     ("freeze_epochs", int, None),
     ("lr_ratio", float, None),
+    ("batch_schedule", str, None),
+    ("lr_steps", str, None),
+    ("lr_scaling", str, None),
+    ("lr_reference_batch", int, 256),
 )
 
 # option -> help text; the default shown is TrainConfig's (flags default to "not given")
@@ -66,7 +70,7 @@ _HELP = {
     "momentum": "SGD momentum",
     "weight_decay": "weight decay on weights, not on biases/norms (None: 0.01 adamw, 5e-4 sgd)",
     "schedule": "learning-rate schedule",
-    "warmup": "fraction of the steps spent warming up",
+    "warmup": "fraction of all steps spent warming up (None: 0.25 for onecycle and cosine, 0 for step)",
     "label_smoothing": "label smoothing of the cross-entropy loss",
     "augment": "random shifts (and flips for colour images) during training",
     "translate": "largest random shift in pixels (None: about 1/12 of the image height)",
@@ -91,12 +95,19 @@ _HELP = {
     "freeze_epochs": "fine-tuning: train only the head for N epochs, then every layer (None: 1 with --init-from, else 0)",
     "lr_ratio": "discriminative learning rates: the first layer's LR as a fraction of the head's, "
                 "geometric in between (None: 0.1 with --init-from, else 1)",
+    "batch_schedule": "EPOCH:FACTOR,...: after EPOCH completed epochs multiply the batch size by FACTOR; the "
+                      "learning rate stays (Smith et al. 2017), e.g. 10:5,20:5",
+    "lr_steps": "EPOCH:FACTOR,... for --schedule step: after EPOCH completed epochs multiply the learning rate "
+                "by FACTOR, e.g. 10:0.2,20:0.2",
+    "lr_scaling": "scale --lr (meant for --lr-reference-batch) to the initial batch size: linear (Goyal et al. "
+                  "2017) or sqrt (Hoffer et al. 2017); a batch schedule does not rescale it",
+    "lr_reference_batch": "the batch size --lr is meant for, with --lr-scaling",
 }
 # the values of the enums Optimizer, Schedule, Device, Precision and Resize (checked by a test)
 _CHOICES: dict[str, list[str]] = {
-    "optimizer": ["adamw", "sgd"], "schedule": ["onecycle", "cosine", "constant"],
+    "optimizer": ["adamw", "sgd"], "schedule": ["onecycle", "cosine", "constant", "step"],
     "device": ["auto", "cpu", "cuda", "mps"], "precision": ["fp32", "bf16", "fp16"],
-    "resize": ["crop", "stretch", "pad"],
+    "resize": ["crop", "stretch", "pad"], "lr_scaling": ["linear", "sqrt"],
 }
 
 

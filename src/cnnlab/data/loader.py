@@ -93,6 +93,17 @@ class BatchLoader:
         """Choose the epoch whose order (and augmentation) the next iteration yields."""
         self.epoch = int(epoch)
 
+    def set_batch_size(self, batch_size: int, drop_last: bool | None = None) -> None:
+        """Batch size (and last-batch rule) of the next iterations (a batch schedule changes them per epoch).
+
+        The order stays a function of ``(seed, epoch)``: batch ``k`` is positions ``k*B .. (k+1)*B-1`` of it.
+        """
+        if int(batch_size) < 1:
+            raise DataError(f"batch_size must be at least 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+        if drop_last is not None:
+            self.drop_last = bool(drop_last)
+
     def indices(self) -> np.ndarray:
         """This rank's sample indices for the current epoch, in yield order."""
         n = len(self.labels)

@@ -123,7 +123,10 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     device = dist.device
     cfg = cfg.for_device(device.type)
     check_precision(cfg.precision, device)
-    check_fits(analysis, cfg.batch_size, device, force=force, lang=progress.lang)
+    from cnnlab.train.batches import batch_sizes
+
+    largest = max(batch for _, batch in batch_sizes(cfg.batch_size, cfg.batch_schedule))  # a batch schedule grows it
+    check_fits(analysis, largest, device, force=force, lang=progress.lang)
     choice = set_threads(cfg.threads, device)
     _warn_if_busy(progress, device, choice.threads if choice.reason in ("forced", "env") else 1)
     if dist.is_main:  # one writer per run folder: taken before anything is read or written
@@ -163,8 +166,10 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
     optimizer = setup.build_optimizer(raw, cfg, device)
     train_loader, val_loader = setup.build_loaders(bundle, cfg, device, dist)
     parts = setup.Parts(model, raw, optimizer, train_loader, val_loader, device, finetune)
-    steps = len(parts.train_loader) if cfg.max_steps_per_epoch is None else min(len(parts.train_loader), cfg.max_steps_per_epoch)
-    trainer = Trainer(parts, cfg, run_dir, progress, dist, steps, on_epoch)
+    from cnnlab.train.batches import BatchPlan
+
+    plan = BatchPlan.for_config(cfg, len(train_loader.indices()), len(bundle.train.labels), dist.world_size)
+    trainer = Trainer(parts, cfg, run_dir, progress, dist, plan, on_epoch)
     if resume:
         if state is not None:
             _warn_not_exact(progress, state.meta.get("runtime", {}), threads, device)
@@ -310,7 +315,27 @@ def _announce(progress: Progress, run_dir: RunDir, cfg: TrainConfig, analysis: A
     progress.info("train.setup", device=device, threads=threads_text(choice, progress.lang), precision=cfg.precision.value,
                   params=analysis.total_params, train=counts["train"], val=counts.get("val", 0))
     progress.info("train.recipe", optimizer=cfg.optimizer.value, schedule=cfg.schedule.value,
-                  epochs=count(cfg.epochs, "epoch", progress.lang), steps=count(trainer.steps_per_epoch, "step", progress.lang),
-                  batch=explain_batch(dist, cfg.batch_size, float(cfg.lr or 0)))
+                  epochs=count(cfg.epochs, "epoch", progress.lang), steps=count(trainer.plan.steps_in(0), "step", progress.lang),
+                  batch=explain_batch(dist, cfg.batch_size, trainer.peak_lr, cfg.lr_scaling is not None))
+    _announce_scaling(progress, cfg, trainer, dist.world_size)
     if trainer.pos.step:
         progress.info("train.resumed", epoch=trainer.pos.epoch + 1, batch=trainer.pos.batch, step=trainer.pos.step)
+
+
+def _announce_scaling(progress: Progress, cfg: TrainConfig, trainer: Any, world_size: int) -> None:
+    """The lr scaling (given lr, reference batch, effective lr) and the batch schedule, when used."""
+    lang = progress.lang
+    if cfg.lr_scaling is not None:
+        progress.info("train.lr_scaled", lr=decimal(trainer.peak_lr, lang), given=decimal(float(cfg.lr or 0), lang),
+                      scaling=cfg.lr_scaling.value, batch=integer(cfg.batch_size * world_size, lang),
+                      reference=integer(cfg.lr_reference_batch, lang))
+    if cfg.batch_schedule:
+        parts = [tr_stretch(first, last, batch, steps, lang) for first, last, batch, steps in trainer.plan.stretches()]
+        progress.info("train.batch_schedule", stretches="; ".join(parts), total=integer(trainer.plan.total, lang))
+
+
+def tr_stretch(first: int, last: int, batch: int, steps: int, lang: str) -> str:
+    """One stretch of a batch schedule, e.g. ``epochs 1-10: batch 128, 47 steps each``."""
+    key = "train.batch_stretch_one" if first == last else "train.batch_stretch"
+    return tr(key, lang, first=integer(first, lang), last=integer(last, lang), batch=integer(batch, lang),
+              steps=integer(steps, lang))

@@ -27,6 +27,7 @@ import yaml
 
 from cnnlab.data import defaults
 from cnnlab.errors import CnnlabError, did_you_mean
+from cnnlab.train.batches import MAX_BATCH, batch_sizes
 from cnnlab.utils.safe_yaml import read_yaml
 
 
@@ -39,6 +40,14 @@ class Schedule(str, enum.Enum):
     ONECYCLE = "onecycle"
     COSINE = "cosine"
     CONSTANT = "constant"
+    STEP = "step"  # multiply by the lr_steps factors after chosen epochs (classic step decay)
+
+
+class LRScaling(str, enum.Enum):
+    """How the given ``lr`` (meant for ``lr_reference_batch``) scales with the batch size."""
+
+    LINEAR = "linear"  # Goyal et al. 2017: lr * batch / reference
+    SQRT = "sqrt"  # Hoffer, Hubara & Soudry 2017: lr * sqrt(batch / reference)
 
 
 class Device(str, enum.Enum):
@@ -58,13 +67,19 @@ class Precision(str, enum.Enum):
 DEFAULT_LR = {Optimizer.ADAMW: 3e-3, Optimizer.SGD: 0.05}
 # Weight decay when ``weight_decay`` is unset: decoupled (AdamW) vs L2-coupled (SGD) scales differ.
 DEFAULT_WD = {Optimizer.ADAMW: 0.01, Optimizer.SGD: 5e-4}
+# Warm-up fraction when ``warmup`` is unset: each schedule's own default (step decay: none unless asked).
+DEFAULT_WARMUP = {Schedule.ONECYCLE: 0.25, Schedule.COSINE: 0.25, Schedule.CONSTANT: 0.0, Schedule.STEP: 0.0}
+MAX_MILESTONES = 1000  # entries of batch_schedule / lr_steps (a bound on what a config file can make us build)
 
 _ENUMS: dict[str, type[enum.Enum]] = {
     "optimizer": Optimizer,
     "schedule": Schedule,
     "device": Device,
     "precision": Precision,
+    "lr_scaling": LRScaling,
 }
+# fields that are lists of (completed epochs, factor): YAML [[10, 5], [20, 5]] or the text "10:5,20:5"
+_MILESTONE_FIELDS = ("batch_schedule", "lr_steps")
 
 
 @dataclasses.dataclass
@@ -78,7 +93,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float | None = None
     schedule: Schedule = Schedule.ONECYCLE
-    warmup: float = 0.25  # fraction of all steps spent warming up (one-cycle, cosine)
+    warmup: float | None = None  # fraction of all steps spent warming up; None: 0.25 onecycle/cosine, 0 step
     label_smoothing: float = 0.0
     augment: bool = True
     translate: int | None = None  # random shift in pixels; None: about 1/12 of the image height
@@ -101,12 +116,20 @@ class TrainConfig:
     init_from: str | None = None  # start from weights: run folder, weights file or named set (train/init_from.py)
     freeze_epochs: int | None = None  # train only the head this many epochs; None: 1 with init_from, else 0
     lr_ratio: float | None = None  # first layer's LR / the head's (discriminative); None: 0.1 with init_from, else 1
+    # after E completed epochs the batch size is multiplied by F (lr unchanged): Smith et al. 2017
+    batch_schedule: list[tuple[int, float | int]] | None = None
+    lr_steps: list[tuple[int, float]] | None = None  # schedule "step": after E completed epochs lr *= F
+    lr_scaling: LRScaling | None = None  # peak lr = lr * (batch_size / lr_reference_batch) [linear] or its sqrt
+    lr_reference_batch: int = 256  # the batch size the given lr is meant for (with lr_scaling)
 
     def __post_init__(self) -> None:
         for name, enum_type in _ENUMS.items():
             value = getattr(self, name)
-            if not isinstance(value, enum_type):
+            if value is not None and not isinstance(value, enum_type):
                 setattr(self, name, _to_enum(name, value, enum_type))
+        for name in _MILESTONE_FIELDS:
+            if getattr(self, name) is not None:
+                setattr(self, name, parse_milestones(name, getattr(self, name)) or None)
         self.validate()
 
     def validate(self) -> None:
@@ -118,7 +141,7 @@ class TrainConfig:
                "a finite number >= 0")
         _check(self.lr is None or (math.isfinite(self.lr) and self.lr > 0), "lr", self.lr, "a number > 0, e.g. 0.003")
         _check(self.weight_decay is None or self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
-        _check(0 <= self.warmup < 1, "warmup", self.warmup, "a fraction in [0, 1)")
+        _check(self.warmup is None or 0 <= self.warmup < 1, "warmup", self.warmup, "a fraction in [0, 1)")
         _check(0 <= self.label_smoothing < 1, "label_smoothing", self.label_smoothing, "a fraction in [0, 1)")
         _check(0 <= self.val_split < 1, "val_split", self.val_split, "a fraction in [0, 1)")
         _check(0 <= self.momentum < 1, "momentum", self.momentum, "a number in [0, 1)")
@@ -137,6 +160,26 @@ class TrainConfig:
             self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
             "max_steps_per_epoch", self.max_steps_per_epoch, "a whole number >= 1",
         )
+        self._validate_schedules()
+
+    def _validate_schedules(self) -> None:
+        """batch_schedule, lr_steps, lr_scaling: milestones inside the run, batch sizes whole, pairs consistent."""
+        _check(1 <= self.lr_reference_batch <= MAX_BATCH, "lr_reference_batch", self.lr_reference_batch,
+               "a whole number >= 1 (the batch size the given lr is meant for), e.g. 256")
+        for name in _MILESTONE_FIELDS:
+            _check_milestones(name, getattr(self, name), self.epochs)
+        batch_sizes(self.batch_size, self.batch_schedule)  # each a whole number >= 1, else an error
+        if self.schedule is Schedule.STEP and not self.lr_steps:
+            raise CnnlabError("training config: schedule=step needs lr_steps, the epochs after which the learning "
+                              "rate is multiplied, e.g. --lr-steps 30:0.1,60:0.1 (in a config file: lr_steps: "
+                              "[[30, 0.1], [60, 0.1]])")
+        if self.lr_steps and self.schedule is not Schedule.STEP:
+            raise CnnlabError(f"training config: lr_steps is used only by --schedule step, but schedule is "
+                              f"'{self.schedule.value}'; add --schedule step, or drop lr_steps")
+        if self.schedule is Schedule.STEP and self.freeze_epochs:
+            raise CnnlabError("training config: schedule=step with freeze_epochs (fine-tuning restarts the schedule "
+                              "when the body unfreezes, which step decay does not define); use --freeze-epochs 0, "
+                              "or --schedule onecycle/cosine")
 
     def resolve(self, input_shape: tuple[int, int, int]) -> TrainConfig:
         """Return a copy with every ``None``/auto choice made concrete for this input (device stays)."""
@@ -144,6 +187,7 @@ class TrainConfig:
         return dataclasses.replace(
             self,
             lr=self.lr if self.lr is not None else DEFAULT_LR[self.optimizer],
+            warmup=self.warmup if self.warmup is not None else DEFAULT_WARMUP[self.schedule],
             weight_decay=self.weight_decay if self.weight_decay is not None else DEFAULT_WD[self.optimizer],
             translate=self.translate if self.translate is not None else max(1, round(height / 12)),
             hflip=self.hflip if self.hflip is not None else channels == 3,
@@ -167,6 +211,8 @@ class TrainConfig:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name in _MILESTONE_FIELDS and value is not None:
+                value = [[epoch, factor] for epoch, factor in value]
             out[f.name] = value.value if isinstance(value, enum.Enum) else value
         return out
 
@@ -207,6 +253,54 @@ class TrainConfig:
         return cls.from_dict(data, where=f"config file {p}")
 
 
+def parse_milestones(name: str, value: Any, where: str = "training config") -> list[tuple[int, float | int]]:
+    """``"10:5,20:0.5"`` or ``[[10, 5], [20, 0.5]]`` -> ``[(10, 5), (20, 0.5)]`` (epochs, factors > 0);
+    ``"none"`` / ``"off"`` -> ``[]`` (no schedule: overrides a config file's).
+
+    >>> parse_milestones("batch_schedule", "10:5, 20:0.5")
+    [(10, 5), (20, 0.5)]
+    >>> parse_milestones("lr_steps", [[30, 0.1]])
+    [(30, 0.1)]
+    """
+    example = "e.g. 10:5,20:5 (in a config file [[10, 5], [20, 5]]): after 10 completed epochs x5, after 20 x5 again"
+    if isinstance(value, str) and value.strip().lower() in ("none", "off"):
+        return []
+    if isinstance(value, str):
+        items: list[Any] = [part.split(":") for part in value.split(",") if part.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise CnnlabError(f"{where}: {name}={value!r} is not a list of EPOCH:FACTOR pairs; {example}")
+    if not items or len(items) > MAX_MILESTONES:
+        raise CnnlabError(f"{where}: {name} needs 1 to {MAX_MILESTONES} EPOCH:FACTOR pairs, got {len(items)}; {example}")
+    out: list[tuple[int, float | int]] = []
+    for item in items:
+        try:
+            if isinstance(item, (str, bytes, dict)) or len(item) != 2 or any(isinstance(v, bool) for v in item):
+                raise ValueError
+            epoch_f, factor_f = float(str(item[0]).strip()), float(str(item[1]).strip())
+            if not (math.isfinite(epoch_f) and epoch_f == int(epoch_f) and math.isfinite(factor_f) and factor_f > 0):
+                raise ValueError
+        except (ValueError, TypeError, OverflowError):
+            raise CnnlabError(f"{where}: {name}: {item!r} is not EPOCH:FACTOR with a whole epoch and a factor > 0; "
+                              f"{example}") from None
+        out.append((int(epoch_f), int(factor_f) if factor_f == int(factor_f) else factor_f))
+    return out
+
+
+def _check_milestones(name: str, pairs: list[tuple[int, float | int]] | None, epochs: int) -> None:
+    """Epoch milestones are counts of completed epochs: strictly increasing, in 1..epochs-1."""
+    if pairs is None:
+        return
+    last = 0
+    for epoch, _ in pairs:
+        if not last < epoch < epochs:
+            raise CnnlabError(
+                f"training config: {name}: epoch {epoch} is not allowed here; milestones count completed epochs, "
+                f"must increase strictly and lie in 1..{epochs - 1} (the run has {epochs} epochs)")
+        last = epoch
+
+
 def _check(ok: bool, name: str, value: Any, allowed: str) -> None:
     if not ok:
         raise CnnlabError(f"training config: {name}={value!r} is not allowed; use {allowed}")
@@ -233,6 +327,8 @@ def _coerce(name: str, value: Any, type_text: Any, where: str) -> Any:
         raise CnnlabError(f"{where}: {name} cannot be empty")
     if name in _ENUMS:
         return _to_enum(name, value, _ENUMS[name])
+    if name in _MILESTONE_FIELDS:
+        return parse_milestones(name, value, where) or None
     try:
         if text.startswith("bool"):
             if isinstance(value, bool):

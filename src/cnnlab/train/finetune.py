@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from cnnlab.train.batches import BatchPlan
 from cnnlab.train.init_from import head_index, layer_of
 from cnnlab.train.schedule import LRSchedule
 
@@ -101,9 +102,12 @@ class FreezeSchedule:
             if isinstance(module, _BatchNorm) and self.is_frozen(name, epoch):
                 module.eval()  # use, do not update, the pretrained running statistics
 
-    def lr_schedule(self, base: LRSchedule, steps_per_epoch: int) -> LRSchedule | TwoPhaseSchedule:
-        """``base`` split at the unfreezing step into two schedules of the same kind and peak."""
-        boundary = self.freeze_epochs * steps_per_epoch
+    def lr_schedule(self, base: LRSchedule, steps: int | BatchPlan) -> LRSchedule | TwoPhaseSchedule:
+        """``base`` split at the unfreezing step into two schedules of the same kind and peak.
+
+        ``steps``: steps per epoch, or the run's ``BatchPlan`` (a batch schedule changes them).
+        """
+        boundary = steps.first_step(self.freeze_epochs) if isinstance(steps, BatchPlan) else self.freeze_epochs * steps
         if boundary <= 0 or boundary >= base.total:
             return base
         return TwoPhaseSchedule(dataclasses.replace(base, total=boundary),

@@ -8,10 +8,19 @@ A schedule is ``lr_at(step) -> float`` over ``total`` steps. Being a function of
   ``torch.optim.lr_scheduler.OneCycleLR(anneal_strategy="cos")``.
 - ``cosine``: linear warm-up from 0 over ``warmup``, then cosine decay to 0.
 - ``constant``: ``peak`` throughout.
+- ``step``: ``peak`` times the factor of every milestone reached (``milestones``: ``(step, factor)``,
+  from ``BatchPlan.step_milestones`` so that epoch milestones line up with a batch schedule), after
+  the same linear warm-up from ~0 as ``cosine`` over ``warmup`` (Goyal et al. 2017; default 0).
+
+``total`` is the run's true number of optimizer steps (``BatchPlan.total``), which a batch
+schedule changes.
 
 >>> s = LRSchedule("onecycle", peak=0.01, total=100, warmup=0.3)
 >>> round(s.lr_at(0), 6), round(s.lr_at(29), 6), round(s.lr_at(99), 10)
 (0.0004, 0.01, 4e-08)
+>>> s = LRSchedule("step", peak=0.1, total=30, warmup=0.0, milestones=((10, 0.2), (20, 0.2)))
+>>> [round(s.lr_at(k), 6) for k in (0, 9, 10, 19, 20, 29)]
+[0.1, 0.1, 0.02, 0.02, 0.004, 0.004]
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ class LRSchedule:
     warmup: float = 0.25
     div_factor: float = 25.0
     final_div_factor: float = 1e4
+    milestones: tuple[tuple[int, float], ...] = ()  # step decay: from step S on, lr *= F
 
     def lr_at(self, step: int) -> float:
         """The learning rate for optimizer step ``step`` (0-based; clamped to ``[0, total]``)."""
@@ -46,8 +56,14 @@ class LRSchedule:
             if up_end > 0 and step <= up_end:
                 return _cos_interp(start, self.peak, step / up_end)
             return _cos_interp(self.peak, end, min(1.0, (step - up_end) / max(1e-9, total - 1 - up_end)))
-        if step < warm:  # cosine with linear warm-up
-            return self.peak * (step + 1) / (warm + 1)
+        ramp = (step + 1) / (warm + 1) if step < warm else 1.0  # linear warm-up (cosine, step)
+        if kind is Schedule.STEP:
+            lr = self.peak * ramp
+            for first, factor in self.milestones:  # one factor at a time, as torch's MultiStepLR
+                lr = lr * factor if step >= first else lr
+            return lr
+        if step < warm:
+            return self.peak * ramp
         return _cos_interp(self.peak, 0.0, (step - warm) / max(1, total - warm))
 
 

@@ -110,12 +110,13 @@ def build_loaders(bundle: DataBundle, cfg: TrainConfig, device: torch.device,
                   dist: DistInfo) -> tuple[BatchLoader, BatchLoader | None]:
     """Training loader (shuffled, augmented, sharded per rank) and validation loader (disjoint shards)."""
     from cnnlab.data import Augment, BatchLoader
+    from cnnlab.train.batches import drop_last
 
     augment = Augment(translate=int(cfg.translate or 0), hflip=bool(cfg.hflip)) if cfg.augment else None
     n_train = len(bundle.train.labels)
     train_loader = BatchLoader(
         bundle.train, cfg.batch_size, shuffle=True, seed=cfg.seed, mean=bundle.mean, std=bundle.std,
-        device=device, augment=augment, drop_last=n_train >= cfg.batch_size * 2 * dist.world_size,
+        device=device, augment=augment, drop_last=drop_last(n_train, cfg.batch_size, dist.world_size),
         rank=dist.rank, world_size=dist.world_size,
     )
     val_loader = None

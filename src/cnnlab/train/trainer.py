@@ -6,7 +6,8 @@ every ``DDP_SYNC_STEPS`` steps under DDP so that all ranks decide together), at 
 the end of the epoch. Validation runs under ``torch.inference_mode()``; gradients are dropped with
 ``zero_grad(set_to_none=True)``; the optimizer is fused where PyTorch has a fused kernel.
 
-Exactness: the learning rate is a function of the step; the data order and augmentation are
+Exactness: the learning rate is a function of the step; the batch size of an epoch is a function
+of the epoch (``batches.BatchPlan``, for ``--batch-schedule``); the data order and augmentation are
 functions of ``(seed, epoch, batch)``; dropout draws from the global generator, which is
 reseeded each step from ``(seed, rank, step)`` (``dropout_seed``); optimizer state is restored in
 its parameters' memory format. So a resumed run repeats the uninterrupted one bit for bit (same
@@ -29,7 +30,8 @@ import torch.nn.functional as F
 
 from cnnlab.errors import TrainingDiverged
 from cnnlab.train import checkpoint as ckpt
-from cnnlab.train.config import Precision, TrainConfig
+from cnnlab.train.batches import BatchPlan, scaled_lr
+from cnnlab.train.config import DEFAULT_WARMUP, Precision, TrainConfig
 from cnnlab.train.progress import REFRESH_S, Progress
 from cnnlab.train.run import RunDir
 from cnnlab.train.schedule import LRSchedule
@@ -85,21 +87,34 @@ class StopRequest:
         self.requested = True
 
 
+def peak_lr(cfg: TrainConfig, world_size: int = 1) -> float:
+    """The schedule's peak: ``cfg.lr``, scaled by ``lr_scaling`` from ``lr_reference_batch`` to the
+    initial global batch (``batch_size`` x processes; a batch schedule does not rescale it)."""
+    return scaled_lr(float(cfg.lr or 0), cfg.lr_scaling, cfg.batch_size * world_size, cfg.lr_reference_batch)
+
+
 class Interrupted(Exception):
     """Raised inside the loop after the state was saved; ``train()`` turns it into exit 130."""
 
 
 class Trainer:
-    """Runs epochs over ``parts``; rank 0 writes the run folder."""
+    """Runs epochs over ``parts``; rank 0 writes the run folder.
+
+    ``plan``: the run's ``BatchPlan`` (batch size and steps of each epoch), or a constant number of
+    steps per epoch.
+    """
 
     def __init__(self, parts: Parts, cfg: TrainConfig, run_dir: RunDir, progress: Progress, dist: Any,
-                 steps_per_epoch: int, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 plan: BatchPlan | int, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.p, self.cfg, self.run_dir, self.progress, self.dist = parts, cfg, run_dir, progress, dist
-        self.steps_per_epoch = steps_per_epoch
+        self.plan = plan if isinstance(plan, BatchPlan) else BatchPlan.constant(cfg.batch_size, plan, cfg.epochs)
         self.on_epoch = on_epoch  # called with each epoch's metrics row (the sweep's pruning hook)
-        self.schedule = LRSchedule(cfg.schedule, float(cfg.lr or 0), cfg.epochs * steps_per_epoch, cfg.warmup)
+        self.peak_lr = peak_lr(cfg, dist.world_size)
+        warmup = cfg.warmup if cfg.warmup is not None else DEFAULT_WARMUP[cfg.schedule]
+        self.schedule = LRSchedule(cfg.schedule, self.peak_lr, self.plan.total, warmup,
+                                   milestones=self.plan.step_milestones(cfg.lr_steps))
         if parts.finetune is not None:  # --init-from: a fresh schedule once the body unfreezes
-            self.schedule = parts.finetune.lr_schedule(self.schedule, steps_per_epoch)
+            self.schedule = parts.finetune.lr_schedule(self.schedule, self.plan)
         fp16 = cfg.precision is Precision.FP16
         self.scaler = torch.amp.GradScaler(parts.device.type) if fp16 else None
         self.stop = StopRequest()
@@ -112,6 +127,11 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         self.pos = Position()
         self.eval_model = parts.raw
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps of the epoch in progress (a batch schedule changes it)."""
+        return self.plan.steps_in(self.pos.epoch)
 
     # ----------------------------------------------------------------- state
     def restore(self, state: ckpt.TrainingState) -> None:
@@ -159,17 +179,19 @@ class Trainer:
     def _train_epoch(self) -> None:
         pos, loader = self.pos, self.p.train_loader
         loader.set_epoch(pos.epoch)
+        loader.set_batch_size(self.plan.batch_size(pos.epoch), self.plan.drop_last(pos.epoch))
         self.p.model.train()
         if self.p.finetune is not None:  # --init-from: freeze all but the head in the first epochs
             self.p.finetune.start_epoch(pos.epoch)
         dev = self.p.device
         loss_sum = torch.tensor(pos.loss_sum, dtype=torch.float32, device=dev)
         correct = torch.tensor(int(pos.correct), dtype=torch.int64, device=dev)
-        self.progress.start_epoch(pos.epoch + 1, self.cfg.epochs, self.steps_per_epoch, pos.batch)
+        steps = self.steps_per_epoch
+        self.progress.start_epoch(pos.epoch + 1, self.cfg.epochs, steps, pos.batch)
         start, last_sync, base_time = time.perf_counter(), time.perf_counter(), pos.train_time
         batches = loader.iter_from(pos.batch) if pos.batch else iter(loader)
         for x, y in batches:
-            if pos.batch >= self.steps_per_epoch:
+            if pos.batch >= steps:
                 break
             loss, logits = self._step(x, y)
             loss_sum += loss * y.shape[0]
@@ -243,7 +265,8 @@ class Trainer:
         raise TrainingDiverged(
             f"the training loss became NaN or infinite in epoch {self.pos.epoch + 1} (around step "
             f"{self.pos.step}, learning rate {lr:.3g}); training stopped and the last good checkpoint "
-            f"in {self.run_dir.checkpoints} is kept. Try a lower learning rate, e.g. --lr {lr / 10:.2g}"
+            f"in {self.run_dir.checkpoints} is kept. Try a lower learning rate, e.g. --lr "
+            f"{float(self.cfg.lr or lr) / 10:.2g}"
             " (or --precision fp32 if you used fp16)"
         )
 
