@@ -39,8 +39,8 @@ def one_round(folder: Path, extra: list[str]) -> dict[str, object]:
     if proc.returncode != 0:
         raise SystemExit(f"cnnlab demo failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
     acc = re.search(r"held-out accuracy: ([\d.]+)%", proc.stdout)
-    threads = re.search(r"threads (\d+[^,]*), precision", proc.stdout)
-    return {"wall_s": round(wall, 2), "held_out_accuracy": float(acc.group(1)) / 100 if acc else None,
+    threads = re.search(r"threads (\d+(?: \([^)]*\))?), precision", proc.stdout)
+    return {"wall_s": round(wall, 2), "held_out_accuracy": round(float(acc.group(1)) / 100, 4) if acc else None,
             "threads": threads.group(1) if threads else None, "load_1min_start": load_start,
             "load_1min_end": loadavg()}
 
