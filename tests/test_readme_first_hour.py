@@ -19,7 +19,7 @@ README markers (an HTML comment on the line just before a fenced block):
 No network: the clone's ``.venv`` is made beforehand and sees the packages of the Python running
 the tests (a ``.pth`` file), and the setup runs with ``CNNLAB_PIP_ARGS="--no-index
 --no-build-isolation"`` (the offline mode of ``scripts/setup.sh``), so pip installs cnnlab from the
-clone without downloading anything. Slow (the demo trains for about a minute):
+clone without downloading anything. Slow (the demo trains for about 20 seconds, and the setup installs):
 
     PYTHONPATH=src .venv/bin/python -m pytest -q -m slow tests/test_readme_first_hour.py
 """

@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--static", metavar="DIR", default=None, help="write a static page (no server needed) to DIR and exit")
     p.add_argument("--static-images", type=whole(1, 1_000), default=8, help="images precomputed in the static page")
     p.add_argument("--threads", type=whole(0, 4096), default=0,
-                   help="CPU threads for torch; 0 = all cores, or 1 when the machine is busy (load above the cores)")
+                   help="CPU threads for torch; 0 = one per free core (affinity, CPU quota, other busy processes)")
     p.add_argument("--lang", default=None, help=LANG_HELP)
     p.set_defaults(func=cmd_explore)
 

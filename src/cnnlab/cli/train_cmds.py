@@ -87,7 +87,7 @@ _HELP = {
     "compile": "torch.compile the model (slow start, faster steps)",
     "sync_bn": "synchronise BatchNorm statistics across processes (DDP)",
     "patience": "early stopping: stop after this many epochs without a better val accuracy",
-    "threads": "CPU threads (None: one per core)",
+    "threads": "CPU threads (None: one per free core, chosen at start)",
     "eval_batch_size": "images per validation batch",
     "checkpoint_minutes": "save a resumable checkpoint at least this often inside long epochs",
     "checkpoint_steps": "also save one every N steps (0: off)",
@@ -142,7 +142,7 @@ def register(sub: Any) -> None:
     d.add_argument("--out", default=None, help="run folder (default: runs/demo, numbered when taken)")
     d.add_argument("--epochs", type=count, default=None, help="training epochs (default: the demo recipe's)")
     d.add_argument("--quiet", action="store_true", help="no progress bars (the summary and results still print)")
-    d.add_argument("--threads", type=TRAIN_TYPES["threads"], default=None, help="CPU threads (default: one per core)")
+    d.add_argument("--threads", type=TRAIN_TYPES["threads"], default=None, help="CPU threads (default: one per free core: affinity, CPU quota, other busy processes)")
     d.add_argument("--lang", default=None, help=LANG_HELP)
     d.set_defaults(func=_demo)
 

@@ -214,18 +214,14 @@ class Explorer:
 
 
 def choose_threads(requested: int = 0) -> int:
-    """Set and return torch's CPU threads: ``requested``, or (0) all cores on a quiet machine and one on a
-    busy one (load above the core count), where intra-op threads wait on each other far longer than
-    they save: ResNet-18 at 224x224 took 0.55-1.3 s with 2 threads and 0.14 s with 1 at load 8 on 2 cores."""
-    cores = os.cpu_count() or 1
-    if requested <= 0:
-        try:
-            busy = os.getloadavg()[0] > cores
-        except OSError:  # not on this platform
-            busy = False
-        requested = 1 if busy else min(cores, torch.get_num_threads())
-    torch.set_num_threads(requested)
-    return requested
+    """Set and return torch's CPU threads: ``requested``, or (0) one per free core (``cnnlab.utils.cpus``):
+    on a busy machine intra-op threads wait on each other far longer than they save: ResNet-18 at
+    224x224 took 0.55-1.3 s with 2 threads and 0.14 s with 1 at load 8 on 2 cores."""
+    from cnnlab.utils.cpus import auto_threads
+
+    threads = auto_threads(requested if requested > 0 else None).threads
+    torch.set_num_threads(threads)
+    return threads
 
 
 def open_explorer(target: str | os.PathLike[str] | dict[str, Any] | Any, *, data: Any = None, lang: str = "en",

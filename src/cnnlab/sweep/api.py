@@ -124,12 +124,11 @@ def _work(folder: Path, name: str, url: str, workers: int, lang: str, quiet: boo
     return run_worker(folder, name, url, _threads(1))
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _threads(workers: int) -> int:
-    return max(1, _cores() // max(1, workers))
+    """Each worker's share of the cores this process may use (affinity, cgroup quota)."""
+    from cnnlab.utils.cpus import split_threads
+
+    return split_threads(workers)
 
 
 def _check_workers(workers: int) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import CnnlabError, RunError
-from cnnlab.i18n import count, resolve_lang
+from cnnlab.i18n import count, decimal, integer, resolve_lang, tr
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.limits import check_fits, out_of_memory
 from cnnlab.train.progress import Progress, pick_mode
@@ -131,8 +131,8 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
 
     largest = max(batch for _, batch in batch_sizes(cfg.batch_size, cfg.batch_schedule))  # a batch schedule grows it
     check_fits(analysis, largest, device, force=force, lang=progress.lang)
-    threads = set_threads(cfg.threads)
-    _warn_if_busy(progress, device, threads)
+    choice = set_threads(cfg.threads, device)
+    _warn_if_busy(progress, device, choice.threads if choice.reason in ("forced", "env") else 1)
     if dist.is_main:  # one writer per run folder: taken before anything is read or written
         from cnnlab.train.identity import acquire_lock
 
@@ -159,6 +159,9 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
 
     ident = make_identity(spec.to_dict(), cfg.to_dict(), bundle)
     state = _check_resume(run_dir, ident, spec, cfg) if resume else None
+    if state is not None and cfg.threads is None:  # auto threads: resume with the count the run started with
+        choice = _resumed_threads(choice, state.meta.get("runtime", {}), device)
+    threads = choice.threads
     if dist.is_main and not resume:
         _prepare_folder(run_dir, cfg, spec, bundle, source, ident, prepared.data_extra)
     barrier()
@@ -180,7 +183,9 @@ def _run(spec: Any, cfg: TrainConfig, source: Any, run_dir: RunDir, resume: bool
         if dist.is_main:  # everything checked: only now does the resume touch the folder
             run_dir.truncate_metrics(trainer.pos.epoch)
             run_dir.set_status("running", trainer.pos.epoch)
-    _announce(progress, run_dir, cfg, analysis, bundle, device, threads, dist, explain_batch, trainer)
+    if dist.is_main:
+        run_dir.write_runtime({**choice.to_dict(), "device": str(device)})
+    _announce(progress, run_dir, cfg, analysis, bundle, device, choice, dist, explain_batch, trainer)
     try:
         with peer_guard(dist):  # a dead rank -> PeerFailure (a CnnlabError): status "failed" below
             state = trainer.fit()
@@ -205,6 +210,28 @@ def _warn_if_busy(progress: Progress, device: Any, threads: int) -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if device.type == "cpu" and threads > 1 and load > cores + 0.5:
         progress.warn("train.busy", load=load, cores=cores, threads=threads)
+
+
+def _resumed_threads(choice: Any, saved: dict[str, Any], device: Any) -> Any:
+    """An exact resume needs the thread count of the interrupted process (summation order): reuse it."""
+    import torch
+
+    from cnnlab.utils.cpus import ThreadChoice
+
+    recorded = saved.get("threads")
+    if device.type != "cpu" or not isinstance(recorded, int) or recorded < 1 or recorded == choice.threads:
+        return choice
+    torch.set_num_threads(recorded)
+    return ThreadChoice(recorded, "resumed", choice.cpus)
+
+
+def threads_text(choice: Any, lang: str) -> str:
+    """``2 (auto: 2 free cores)``: the count and why, for the training header."""
+    cpus = choice.cpus
+    fields = {"usable": integer(cpus.usable, lang), "others": decimal(cpus.others, lang, 1),
+              "quota": decimal(cpus.quota or 0.0, lang, 1)} if cpus else {}
+    key = f"train.threads_{choice.reason}" if cpus or choice.reason in ("forced", "env", "resumed", "default") else ""
+    return f"{choice.threads} ({tr(key, lang, **fields)})" if key else str(choice.threads)
 
 
 def _status(dist: Any, run_dir: RunDir, state: str, epoch: int, **extra: Any) -> None:
@@ -285,11 +312,11 @@ def _warn_not_exact(progress: Progress, saved: dict[str, Any], threads: int, dev
 
 
 def _announce(progress: Progress, run_dir: RunDir, cfg: TrainConfig, analysis: Any, bundle: Any, device: Any,
-              threads: int, dist: Any, explain_batch: Any, trainer: Any) -> None:
+              choice: Any, dist: Any, explain_batch: Any, trainer: Any) -> None:
     counts = {k: len(getattr(bundle, k).labels) for k in ("train", "val") if getattr(bundle, k) is not None}
     progress.info("train.run_folder", path=run_dir.path)
     progress.info("train.data", line=bundle.summary_line(str(run_dir.path / "skipped.txt")))
-    progress.info("train.setup", device=device, threads=threads, precision=cfg.precision.value,
+    progress.info("train.setup", device=device, threads=threads_text(choice, progress.lang), precision=cfg.precision.value,
                   params=analysis.total_params, train=counts["train"], val=counts.get("val", 0))
     progress.info("train.recipe", optimizer=cfg.optimizer.value, schedule=cfg.schedule.value,
                   epochs=count(cfg.epochs, "epoch", progress.lang), steps=count(trainer.plan.steps_in(0), "step", progress.lang),
@@ -301,8 +328,6 @@ def _announce(progress: Progress, run_dir: RunDir, cfg: TrainConfig, analysis: A
 
 def _announce_scaling(progress: Progress, cfg: TrainConfig, trainer: Any, world_size: int) -> None:
     """The lr scaling (given lr, reference batch, effective lr) and the batch schedule, when used."""
-    from cnnlab.i18n import decimal, integer
-
     lang = progress.lang
     if cfg.lr_scaling is not None:
         progress.info("train.lr_scaled", lr=decimal(trainer.peak_lr, lang), given=decimal(float(cfg.lr or 0), lang),
@@ -315,8 +340,6 @@ def _announce_scaling(progress: Progress, cfg: TrainConfig, trainer: Any, world_
 
 def tr_stretch(first: int, last: int, batch: int, steps: int, lang: str) -> str:
     """One stretch of a batch schedule, e.g. ``epochs 1-10: batch 128, 47 steps each``."""
-    from cnnlab.i18n import integer, tr
-
     key = "train.batch_stretch_one" if first == last else "train.batch_stretch"
     return tr(key, lang, first=integer(first, lang), last=integer(last, lang), batch=integer(batch, lang),
               steps=integer(steps, lang))

@@ -109,7 +109,7 @@ class TrainConfig:
     compile: bool = False
     sync_bn: bool = False
     patience: int | None = None  # early stopping: epochs without a better val accuracy
-    threads: int | None = None  # CPU threads; None: torch's default (one per core)
+    threads: int | None = None  # CPU threads; None: chosen at start from the free cores (cnnlab.utils.cpus)
     eval_batch_size: int = defaults.EVAL_BATCH_SIZE
     checkpoint_minutes: float = 5.0  # mid-epoch "last" checkpoint at most this often
     checkpoint_steps: int = 0  # also every N optimizer steps (0: off)

@@ -2,7 +2,7 @@
 
 Layout (docs/dev/CONTRACTS.md)::
 
-    RUN/config.yaml spec.yaml classes.json data.json skipped.txt metrics.jsonl status.json
+    RUN/config.yaml spec.yaml classes.json data.json skipped.txt metrics.jsonl status.json runtime.json
     RUN/checkpoints/{last,best}.safetensors + .json, resume.safetensors
     RUN/cache/  (derived results, safe to delete: ``cache_file``)
 
@@ -86,6 +86,10 @@ class RunDir:
         atomic_write_text(self.path / "spec.yaml", yaml.safe_dump(spec, sort_keys=False))
         atomic_write_text(self.path / "classes.json", json.dumps(list(classes), ensure_ascii=False) + "\n")
         atomic_write_text(self.path / "data.json", json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+    def write_runtime(self, runtime: dict[str, Any]) -> None:
+        """``runtime.json``: how this process computes (threads and why, device); rewritten on resume."""
+        atomic_write_text(self.path / "runtime.json", json.dumps(runtime) + "\n")
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as fh:

@@ -13,6 +13,7 @@ import torch
 
 from cnnlab.errors import CnnlabError
 from cnnlab.train.config import Precision
+from cnnlab.utils.cpus import ThreadChoice, auto_threads
 
 
 def check_precision(precision: Precision, device: torch.device) -> None:
@@ -50,11 +51,16 @@ def autocast(precision: Precision, device: torch.device) -> Iterator[None]:
         yield
 
 
-def set_threads(threads: int | None) -> int:
-    """Use ``threads`` intra-op threads (None: keep torch's default of one per core)."""
-    if threads:
-        torch.set_num_threads(threads)
-    return torch.get_num_threads()
+def set_threads(threads: int | None, device: torch.device | None = None) -> ThreadChoice:
+    """Set torch's intra-op threads: ``threads`` (>= 1), or (None) chosen from the CPUs this process can
+    actually use now (affinity, cgroup quota, other busy processes; ``cnnlab.utils.cpus``). On a GPU the
+    CPU threads only feed it: None keeps torch's default there."""
+    if threads is None and device is not None and device.type != "cpu":
+        choice = ThreadChoice(torch.get_num_threads(), "default")
+    else:
+        choice = auto_threads(threads)
+    torch.set_num_threads(choice.threads)
+    return choice
 
 
 def capture_rng() -> dict[str, torch.Tensor]:
