@@ -133,8 +133,11 @@ def _register_lr_find(sub: Any) -> None:
 def _load(args: argparse.Namespace) -> Any:
     from cnnlab.distributed import resolve_device
     from cnnlab.train import load_run
+    from cnnlab.train.state import set_threads
 
-    return load_run(Path(args.run), which=getattr(args, "checkpoint", "best"), device=resolve_device(args.device))
+    device = resolve_device(args.device)
+    set_threads(None, device)  # by the CPUs free now, as training does (both engines use this count)
+    return load_run(Path(args.run), which=getattr(args, "checkpoint", "best"), device=device)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
