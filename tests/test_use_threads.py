@@ -33,3 +33,4 @@ def test_evaluate_and_predict_pick_threads_from_the_free_cores(tmp_path: Path, m
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
+
