@@ -10,13 +10,32 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from cnnlab.analysis import analyze
 from cnnlab.data import DataBundle, load_data
 from cnnlab.spec import load_spec
+
+# The Keras side's interpreter (its own venv: python3.11 -m venv V && V/bin/pip install
+# "tensorflow-cpu==2.21.*" "keras==3.15.*"), the default of every --keras-python option.
+KERAS_PYTHON = os.environ.get("CNNLAB_KERAS_PYTHON", "/work/keras-venv/bin/python")
+
+
+@dataclass
+class BenchRun:
+    """What evaluate/predict/classify need of a run (``RunLike``), for a model built by a benchmark."""
+
+    model: Any  # torch.nn.Module
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    input_shape: tuple[int, int, int]
+    resize: str = "crop"
+    path: Path | None = None
 
 
 def input_shape(net: str) -> tuple[int, int, int]:

@@ -17,12 +17,12 @@ import argparse
 import json
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from _mnist_bench import BenchRun  # noqa: E402  (bench/ is on sys.path)
 from PIL import Image
 
 from cnnlab.data import load_data
@@ -31,17 +31,6 @@ from cnnlab.inference.export_onnx import export
 from cnnlab.inference.prediction import predict
 from cnnlab.model import build
 from cnnlab.spec import load_spec
-
-
-@dataclass
-class BenchRun:
-    model: torch.nn.Module
-    classes: list[str]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    input_shape: tuple[int, int, int]
-    resize: str = "crop"
-    path: Path | None = None
 
 
 def _best_of(fn: Any, repeat: int = 3) -> float:

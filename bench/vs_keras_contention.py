@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -47,7 +46,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _mnist_bench import loadavg, mnist_bundle, param_count  # noqa: E402
+from _mnist_bench import KERAS_PYTHON, loadavg, mnist_bundle, param_count  # noqa: E402
 from vs_keras_fit import BATCH, KerasSide, _cpu_name, keras_arrays, steady_rate  # noqa: E402
 
 from cnnlab.train import load_run  # noqa: E402
@@ -102,7 +101,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3, help="epochs per run, the first one excluded")
     ap.add_argument("--quick", action="store_true", help="6,400 images (50 steps), 3 epochs")
     ap.add_argument("--keras-threads", type=int, default=affinity())
-    ap.add_argument("--keras-python", default=os.environ.get("CNNLAB_KERAS_PYTHON", "/work/keras-venv/bin/python"))
+    ap.add_argument("--keras-python", default=KERAS_PYTHON)
     args = ap.parse_args()
     if args.quick:
         args.images, args.epochs = 6400, 3

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _mnist_bench import loadavg, mnist_bundle, param_count  # noqa: E402
+from _mnist_bench import KERAS_PYTHON, loadavg, mnist_bundle, param_count  # noqa: E402
 
 from cnnlab.data.normalise import normalise  # noqa: E402
 from cnnlab.train import load_run  # noqa: E402
@@ -106,7 +106,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3, help="epochs per run, the first one excluded")
     ap.add_argument("--quick", action="store_true", help="12,800 images (100 steps), 3 epochs")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--keras-python", default=os.environ.get("CNNLAB_KERAS_PYTHON", "/work/keras-venv/bin/python"))
+    ap.add_argument("--keras-python", default=KERAS_PYTHON)
     args = ap.parse_args()
     if args.quick:
         args.images, args.epochs = 12800, 3

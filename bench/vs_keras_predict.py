@@ -32,11 +32,11 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from _mnist_bench import KERAS_PYTHON, BenchRun  # noqa: E402  (bench/ is on sys.path)
 
 from cnnlab.data import load_data
 from cnnlab.inference.evaluation import evaluate
@@ -47,14 +47,6 @@ HERE = Path(__file__).resolve().parent
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 
 
-@dataclass
-class BenchRun:
-    model: torch.nn.Module
-    classes: list[str]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    input_shape: tuple[int, int, int]
-    resize: str = "crop"
 
 
 class KerasSide:
@@ -151,7 +143,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="5,000 images instead of 10,000")
-    ap.add_argument("--keras-python", default=os.environ.get("CNNLAB_KERAS_PYTHON", "/work/keras-venv/bin/python"))
+    ap.add_argument("--keras-python", default=KERAS_PYTHON)
     ap.add_argument("--out", default=str(HERE / "results" / "vs_keras_predict.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

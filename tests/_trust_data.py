@@ -23,3 +23,18 @@ def stripes_folder(root: Path, n: int = 40, seed: int = 0) -> Path:
                 img[:, ::2] += 150
             Image.fromarray(img.astype(np.uint8)).save(folder / f"{i}.png")
     return root
+
+
+# The net the kill-and-resume tests train: multi-channel convs on RGB input (a memory-format bug shows),
+# BatchNorm (running statistics to restore) and dropout (RNG state to restore).
+RESUME_SPEC = """name: {name}
+input: [3, 12, 12]
+layers:
+  - conv: {{filters: 6, kernel: 3, padding: 1}}
+  - batchnorm
+  - conv: {{filters: 8, kernel: 3, padding: 1}}
+  - pool: 2
+  - flatten
+  - dropout: 0.3
+  - output: 2
+"""

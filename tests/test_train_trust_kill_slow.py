@@ -29,22 +29,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from _trust_data import stripes_folder
+from _trust_data import RESUME_SPEC, stripes_folder
 from cnnlab.train import checkpoint as ckpt
 
 pytestmark = pytest.mark.slow
 
-SPEC = """name: trustkill
-input: [3, 12, 12]
-layers:
-  - conv: {filters: 6, kernel: 3, padding: 1}
-  - batchnorm
-  - conv: {filters: 8, kernel: 3, padding: 1}
-  - pool: 2
-  - flatten
-  - dropout: 0.3
-  - output: 2
-"""
+SPEC = RESUME_SPEC.format(name="trustkill")
 PHASES = ("step", "epoch_end", "validation", "checkpoint", "report")
 
 
