@@ -331,13 +331,23 @@ def result_from_log_probabilities(logp: np.ndarray, labels: np.ndarray, classes:
 
 
 def _log_probabilities(run: RunLike, forward: Any, images: Any, batch_size: int, num_classes: int) -> np.ndarray:
-    """Log-softmax of the model's logits for every image, as float32 ``(N, K)``, batch by batch."""
+    """Log-softmax of the model's logits for every image, as float32 ``(N, K)``, batch by batch.
+
+    With the onnx engine's raw graph (``Forward.raw_batch``) the uint8 batch goes in as it is and the
+    normalisation and log-softmax run inside onnxruntime: no PyTorch op per batch."""
     import torch
+
+    from cnnlab.inference.engine import Output
 
     device = model_device(run.model)
     chunks: list[np.ndarray] = []
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start : start + batch_size])  # (B, C, H, W) uint8
+        logp = forward.raw_batch(batch, Output.LOG_PROBS)  # (B, K), or None: no raw graph
+        if logp is not None:
+            _check_logits(logp, len(batch), num_classes)
+            chunks.append(logp)
+            continue
         x = preprocess_batch(run, batch, device)  # (B, C, H, W) float32
         logits = forward(x)  # (B, K) on the CPU
         _check_logits(logits, len(batch), num_classes)
@@ -347,7 +357,7 @@ def _log_probabilities(run: RunLike, forward: Any, images: Any, batch_size: int,
     return np.concatenate(chunks, axis=0)
 
 
-def _check_logits(logits: torch.Tensor, batch: int, num_classes: int) -> None:
+def _check_logits(logits: torch.Tensor | np.ndarray, batch: int, num_classes: int) -> None:
     if logits.ndim != 2 or logits.shape[0] != batch or logits.shape[1] != num_classes:
         raise DataError(
             f"the model returned logits of shape {tuple(logits.shape)} for a batch of {batch}; "
