@@ -253,9 +253,9 @@ def _build_session(run: RunLike, *, raw: bool) -> Any:
     except ImportError as exc:
         raise CnnlabError("the onnx engine needs onnxruntime, which is not installed; install the optional "
                           "extra (pip install 'cnnlab[onnx]') or use --engine torch") from exc
-    model = copy.deepcopy(run.model).cpu().eval()
     images = _sample_images(2, run.input_shape, seed=0)  # (2, C, H, W) uint8
-    with torch.inference_mode(False):  # tracing for export needs ordinary tensors
+    with torch.inference_mode(False):  # tracing for export needs ordinary tensors (also when built lazily)
+        model = copy.deepcopy(run.model).cpu().eval()
         try:
             if raw:
                 graph = legacy_onnx_bytes(_raw_module(model, run), torch.from_numpy(images), input_name=RAW_INPUT,
