@@ -45,8 +45,7 @@ def bench_net(net: str, batches: list[int], rounds: int, n: int) -> list[dict[st
     out = []
     for batch in batches:
         def session_only(b: int = batch) -> None:
-            for s in range(0, n, b):
-                raw.raw_batch(images[s:s + b], Output.LOG_PROBS)
+            raw.raw_batches(images, b, Output.LOG_PROBS)
 
         paths = {"raw": lambda b=batch: _log_probabilities(run, raw, images, b, 10),
                  "logits": lambda b=batch: _log_probabilities(run, old, images, b, 10),

@@ -100,9 +100,11 @@ def test_raw_batch_outputs_equal_pytorch_on_one_partial_batch() -> None:
     images = random_set(5, SHAPE, run.classes, seed=2).images
     forward = eng.engine_for(run, "onnx")
     ref = _reference_log_probs(run, images)
-    logp = forward.raw_batch(images, eng.Output.LOG_PROBS)
-    probs = forward.raw_batch(images, eng.Output.PROBS)
-    assert logp is not None and probs is not None and logp.shape == (5, 4) and logp.dtype == np.float32
+    logp_batches = forward.raw_batches(images, 8, eng.Output.LOG_PROBS)  # one partial batch
+    probs_batches = forward.raw_batches(images, 8, eng.Output.PROBS)
+    assert logp_batches is not None and probs_batches is not None and len(logp_batches) == 1
+    logp, probs = logp_batches[0], probs_batches[0]
+    assert logp.shape == (5, 4) and logp.dtype == np.float32
     np.testing.assert_allclose(logp, ref, rtol=0, atol=1e-5)
     np.testing.assert_allclose(probs, np.exp(ref), rtol=0, atol=1e-5)
     np.testing.assert_allclose(classify(run, images, batch_size=2, engine=forward), np.exp(ref), rtol=0, atol=1e-5)
@@ -134,7 +136,7 @@ def test_non_uint8_images_take_the_float_path() -> None:
     images = random_set(7, SHAPE, run.classes, seed=9).images
     forward = eng.engine_for(run, "onnx")
     as_float = images.astype(np.float32)  # pixel values 0..255 as float: normalise() accepts them
-    assert forward.raw is not None and forward.raw_batch(as_float, eng.Output.PROBS) is None
+    assert forward.raw is not None and forward.raw_batches(as_float, 3, eng.Output.PROBS) is None
     got = classify(run, as_float, batch_size=3, engine=forward)
     np.testing.assert_allclose(got, np.exp(_reference_log_probs(run, images)), rtol=0, atol=1e-5)
 
@@ -150,3 +152,23 @@ def test_a_loaded_run_folder_is_folded_and_matches_torch(tmp_path: Path) -> None
     assert (auto_res.predictions == torch_res.predictions).all() and auto_res.confusion.tolist() == torch_res.confusion.tolist()
     np.testing.assert_allclose(auto_res.probabilities, torch_res.probabilities, rtol=0, atol=1e-5)
     np.testing.assert_allclose(auto_res.losses, torch_res.losses, rtol=1e-5, atol=1e-5)
+
+
+def test_batches_in_parallel_equal_pytorch_and_one_thread() -> None:
+    """With 2 threads, several batches run at once on a one-thread session (and one batch on the
+    two-thread session); every image's result must not depend on it."""
+    run = _net(seed=11)
+    images = random_set(45, SHAPE, run.classes, seed=12).images  # 45 = 4 x 10 + 5
+    ref = _reference_log_probs(run, images)
+    one = classify(run, images, batch_size=10, engine="onnx")  # the one_thread fixture: 1 thread
+    torch.set_num_threads(2)  # the fixture puts the old count back
+    forward = eng.engine_for(run, "onnx")
+    batches = forward.raw_batches(images, 10, eng.Output.LOG_PROBS)
+    assert batches is not None and [len(b) for b in batches] == [10, 10, 10, 10, 5]  # in order, as asked
+    np.testing.assert_allclose(np.concatenate(batches), ref, rtol=0, atol=1e-5)
+    two = classify(run, images, batch_size=10, engine=forward)
+    whole = classify(run, images, batch_size=64, engine=forward)  # a single batch: the 2-thread session
+    np.testing.assert_allclose(two, np.exp(ref), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(whole, np.exp(ref), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(two, one, rtol=0, atol=1e-6)
+    assert (two.argmax(1) == ref.argmax(1)).all()

@@ -59,7 +59,7 @@ CHECK_BATCHES = (1, 7)  # check images: random pixels, batch sizes 1 and an odd 
 
 
 class Output(str, Enum):
-    """What :meth:`Forward.raw_batch` returns per image: log-softmax (evaluate) or softmax (classify)."""
+    """What :meth:`Forward.raw_batches` returns per image: log-softmax (evaluate) or softmax (classify)."""
 
     LOG_PROBS = "log_probs"
     PROBS = "probs"
@@ -91,18 +91,20 @@ class Forward:
     name: str  # "torch" or "onnx": the engine actually used
     run_batch: Any
     notes: list[str] = field(default_factory=list)  # why auto fell back to torch, if it did
-    raw: Any = None  # onnx with the normalisation in the graph: (uint8 (B, C, H, W), Output) -> (B, K)
+    raw: Any = None  # onnx, normalisation in the graph: (uint8 (N, C, H, W), batch, Output) -> [(B, K), ...]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.run_batch(x)
 
-    def raw_batch(self, images: np.ndarray, what: Output) -> np.ndarray | None:
-        """``what`` (float32 ``(B, K)`` numpy) for uint8 ``images`` ``(B, C, H, W)`` straight from the
-        raw graph, preprocessing included; ``None`` when this engine has none (torch, a run with its
-        own ``preprocess``) or the images are not uint8: then preprocess and call the Forward."""
-        if self.raw is None or images.dtype != np.uint8:
+    def raw_batches(self, images: np.ndarray, batch_size: int, what: Output) -> list[np.ndarray] | None:
+        """``what`` (float32 ``(B, K)`` numpy, one array per batch of ``batch_size``, in order) for
+        uint8 ``images`` ``(N, C, H, W)`` straight from the raw graph, preprocessing included;
+        ``None`` when this engine has none (torch, a run with its own ``preprocess``) or the images
+        are not uint8: then preprocess each batch and call the Forward. Batches run concurrently
+        (see :func:`_raw_runner`); each is exactly ``batch_size`` images (the last may be fewer)."""
+        if self.raw is None or getattr(images, "dtype", None) != np.uint8:
             return None
-        return self.raw(np.ascontiguousarray(images), Output(what))
+        return self.raw(images, max(1, int(batch_size)), Output(what))
 
 
 def engine_for(run: RunLike, engine: Engine | str = Engine.AUTO, *, n_images: int | None = None) -> Forward:
@@ -144,7 +146,8 @@ def _torch_forward(model: Any, note: str | None = None) -> Forward:
 @dataclass
 class _Sessions:
     key: tuple[Any, ...]
-    built: dict[str, Any] = field(default_factory=dict)  # "raw" / "logits" -> checked InferenceSession
+    graphs: dict[bool, bytes] = field(default_factory=dict)  # raw? -> the exported graph
+    built: dict[tuple[bool, int], Any] = field(default_factory=dict)  # (raw?, threads) -> checked session
 
 
 _SESSIONS: weakref.WeakKeyDictionary[Any, _Sessions] = weakref.WeakKeyDictionary()
@@ -152,19 +155,41 @@ _LOCK = threading.RLock()
 
 
 def _onnx_forward(run: RunLike) -> Forward:
+    import torch
 
+    threads = max(1, torch.get_num_threads())
     if not folds_normalisation(run):
-        logits = _session(run, "logits")
-        return Forward("onnx", _logits_runner(logits))
-    raw = _session(run, "raw")  # checked here, so that auto can still fall back to torch
+        return Forward("onnx", _logits_runner(_session(run, raw=False, threads=threads)))
+    # checked here, so that auto can still fall back to torch: one session running a batch on all the
+    # threads, one running a batch on one thread, several batches at a time
+    parallel = _session(run, raw=True, threads=threads)
+    single = _session(run, raw=True, threads=1) if threads > 1 else parallel
 
     def run_batch(x: torch.Tensor) -> torch.Tensor:  # a float caller: the logits graph, built on first use
-        return _logits_runner(_session(run, "logits"))(x)
+        return _logits_runner(_session(run, raw=False, threads=max(1, torch.get_num_threads())))(x)
 
-    def raw_run(images: np.ndarray, what: Output) -> np.ndarray:
-        return raw.run([what.value], {RAW_INPUT: images})[0]  # (B, K) float32
+    return Forward("onnx", run_batch, raw=_raw_runner(parallel, single, threads))
 
-    return Forward("onnx", run_batch, raw=raw_run)
+
+def _raw_runner(parallel: Any, single: Any, threads: int) -> Any:
+    """``(images, batch_size, what) -> [(B, K), ...]``. One batch: ``parallel`` (intra-op threads).
+    Several: up to ``threads`` batches at once on ``single`` (one thread each; onnxruntime's ``run``
+    is thread-safe and releases the GIL). Batches in parallel need no barrier per operator, which
+    two intra-op threads on a 2-core machine wait at ~12 times per batch: +19-23 % images/s on
+    keras-mnist (BENCHMARKS.md, "Round 3 (infer3)"). Each image's result is the same either way."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(session: Any, images: np.ndarray, what: Output) -> np.ndarray:
+        return session.run([what.value], {RAW_INPUT: np.ascontiguousarray(images)})[0]  # (B, K) float32
+
+    def run_raw(images: np.ndarray, batch_size: int, what: Output) -> list[np.ndarray]:
+        starts = range(0, len(images), batch_size)
+        if threads < 2 or len(starts) < 2:
+            return [one(parallel, images[s : s + batch_size], what) for s in starts]
+        with ThreadPoolExecutor(min(threads, len(starts)), thread_name_prefix="cnnlab-onnx") as pool:
+            return list(pool.map(lambda s: one(single, images[s : s + batch_size], what), starts))
+
+    return run_raw
 
 
 def _logits_runner(session: Any) -> Any:
@@ -188,8 +213,9 @@ def folds_normalisation(run: RunLike) -> bool:
     return getattr(preprocess, "__func__", None) is Run.preprocess
 
 
-def _session(run: RunLike, kind: str) -> Any:
-    """The checked session of ``kind`` ("raw" or "logits") for ``run``'s model, built when missing or stale."""
+def _session(run: RunLike, *, raw: bool, threads: int) -> Any:
+    """The checked session (raw graph or logits graph, ``threads`` intra-op threads) for ``run``'s
+    model, built when missing or stale; the graph is exported once for both thread counts."""
     model = run.model
     key = _cache_key(model, run)
     with _LOCK:
@@ -197,9 +223,11 @@ def _session(run: RunLike, kind: str) -> Any:
         if cached is None or cached.key != key:
             cached = _Sessions(key)
             _SESSIONS[model] = cached
-        if kind not in cached.built:
-            cached.built[kind] = _build_session(run, raw=kind == "raw")
-        return cached.built[kind]
+        if (raw, threads) not in cached.built:
+            if raw not in cached.graphs:
+                cached.graphs[raw] = _export(run, raw=raw)
+            cached.built[raw, threads] = _checked_session(run, cached.graphs[raw], raw=raw, threads=threads)
+        return cached.built[raw, threads]
 
 
 def _cached(model: Any) -> _Sessions | None:
@@ -241,37 +269,48 @@ def _raw_module(model: Any, run: RunLike) -> Any:
     return RawInput().eval()  # eval: the exporter restores the wrapper's mode onto the model after tracing
 
 
-def _build_session(run: RunLike, *, raw: bool) -> Any:
-    """Export ``run.model`` (a CPU copy, eval mode; behind :func:`_raw_module` when ``raw``), open an
-    onnxruntime session and check it against PyTorch with the run's own preprocessing."""
+def _export(run: RunLike, *, raw: bool) -> bytes:
+    """The ONNX graph of ``run.model`` (a CPU copy, eval mode; behind :func:`_raw_module` when ``raw``)."""
     import torch
 
     from cnnlab.inference.export_onnx import legacy_onnx_bytes
 
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise CnnlabError("the onnx engine needs onnxruntime, which is not installed; install the optional "
-                          "extra (pip install 'cnnlab[onnx]') or use --engine torch") from exc
+    _onnxruntime()  # say what to install before spending time on the export
     images = _sample_images(2, run.input_shape, seed=0)  # (2, C, H, W) uint8
     with torch.inference_mode(False):  # tracing for export needs ordinary tensors (also when built lazily)
         model = copy.deepcopy(run.model).cpu().eval()
         try:
             if raw:
-                graph = legacy_onnx_bytes(_raw_module(model, run), torch.from_numpy(images), input_name=RAW_INPUT,
-                                          output_names=tuple(o.value for o in Output))
-            else:
-                graph = legacy_onnx_bytes(model, preprocess_batch(run, images, "cpu"))
+                return legacy_onnx_bytes(_raw_module(model, run), torch.from_numpy(images), input_name=RAW_INPUT,
+                                         output_names=tuple(o.value for o in Output))
+            return legacy_onnx_bytes(model, preprocess_batch(run, images, "cpu"))
         except CnnlabError:
             raise
         except Exception as exc:  # noqa: BLE001 - any exporter failure means "use torch"
             raise CnnlabError(f"the model does not export to ONNX ({type(exc).__name__}: {exc}); "
                               "use --engine torch") from exc
-    session = _open_session(ort, graph)
+
+
+def _onnxruntime() -> Any:
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise CnnlabError("the onnx engine needs onnxruntime, which is not installed; install the optional "
+                          "extra (pip install 'cnnlab[onnx]') or use --engine torch") from exc
+    return ort
+
+
+def _checked_session(run: RunLike, graph: bytes, *, raw: bool, threads: int) -> Any:
+    """An onnxruntime session of ``graph``, refused unless it matches PyTorch with the run's own preprocessing."""
+    import torch
+
+    session = _open_session(_onnxruntime(), graph, threads)
     names = [i.name for i in session.get_inputs()]
     if names != [RAW_INPUT if raw else "input"]:  # e.g. a forward that leaves torch, traced as a constant
         raise CnnlabError(f"the exported ONNX graph takes inputs {names}, not the image batch; its results "
                           "would differ from PyTorch's; use --engine torch")
+    with torch.inference_mode(False):
+        model = copy.deepcopy(run.model).cpu().eval()
     diff = _max_probability_diff(model, run, session, raw)
     if not diff <= TOLERANCE:
         raise CnnlabError(f"onnxruntime's probabilities differ from PyTorch's by up to {diff:.3g} "
@@ -279,13 +318,11 @@ def _build_session(run: RunLike, *, raw: bool) -> Any:
     return session
 
 
-def _open_session(ort: Any, graph: bytes) -> Any:
-    import torch
-
+def _open_session(ort: Any, graph: bytes, threads: int) -> Any:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # NCHWc conv, fusions
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only
     # idle workers sleep instead of spinning: under load spinning took CPU from the thread doing the work

@@ -333,21 +333,21 @@ def result_from_log_probabilities(logp: np.ndarray, labels: np.ndarray, classes:
 def _log_probabilities(run: RunLike, forward: Any, images: Any, batch_size: int, num_classes: int) -> np.ndarray:
     """Log-softmax of the model's logits for every image, as float32 ``(N, K)``, batch by batch.
 
-    With the onnx engine's raw graph (``Forward.raw_batch``) the uint8 batch goes in as it is and the
-    normalisation and log-softmax run inside onnxruntime: no PyTorch op per batch."""
+    With the onnx engine's raw graph (``Forward.raw_batches``) the uint8 batches go in as they are and
+    the normalisation and log-softmax run inside onnxruntime: no PyTorch op per batch."""
     import torch
 
     from cnnlab.inference.engine import Output
 
+    raw = forward.raw_batches(images, batch_size, Output.LOG_PROBS)  # [(B, K), ...], or None: no raw graph
+    if raw is not None:
+        for i, logp in enumerate(raw):
+            _check_logits(logp, min(batch_size, len(images) - i * batch_size), num_classes)
+        return np.concatenate(raw, axis=0) if raw else np.zeros((0, num_classes), np.float32)
     device = model_device(run.model)
     chunks: list[np.ndarray] = []
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start : start + batch_size])  # (B, C, H, W) uint8
-        logp = forward.raw_batch(batch, Output.LOG_PROBS)  # (B, K), or None: no raw graph
-        if logp is not None:
-            _check_logits(logp, len(batch), num_classes)
-            chunks.append(logp)
-            continue
         x = preprocess_batch(run, batch, device)  # (B, C, H, W) float32
         logits = forward(x)  # (B, K) on the CPU
         _check_logits(logits, len(batch), num_classes)
