@@ -7,8 +7,9 @@ in one process, alternating rounds, wall and CPU time. Preloaded MNIST test imag
 
 Per (net, batch) each round runs, in order: ``raw`` (the evaluate loop as it is now: ``Forward.raw_batch``),
 ``logits`` (the same loop with the raw graph switched off: ``preprocess_batch`` + the logits session +
-``torch.log_softmax``, as before round 3 of #15), ``session`` (the raw session alone, no Python loop
-work but the slicing: the floor). Prints img/s and process CPU seconds per pass (median), checks
+``torch.log_softmax``, as before round 3 of #15), ``session`` (the raw sessions alone through
+``Forward.raw_batches``: several batches at once, one thread each), ``sequential`` (the raw graph's
+all-threads session, one batch after another: what round 3 did before running batches in parallel). Prints img/s and process CPU seconds per pass (median), checks
 the two paths agree within 1e-5, records ``/proc/loadavg``; writes ``bench/results/inference_raw_graph.json``.
 """
 
@@ -28,7 +29,7 @@ import torch
 from _mnist_bench import BenchRun, loadavg  # noqa: E402  (bench/ is on sys.path)
 
 from cnnlab.data import load_data
-from cnnlab.inference.engine import Output, engine_for
+from cnnlab.inference.engine import RAW_INPUT, Output, _session, engine_for
 from cnnlab.inference.evaluation import _log_probabilities
 from cnnlab.model import build
 
@@ -42,18 +43,24 @@ def bench_net(net: str, batches: list[int], rounds: int, n: int) -> list[dict[st
     raw = engine_for(run, "onnx")
     assert raw.raw is not None, "the raw graph is not in use"
     old = dataclasses.replace(raw, raw=None)  # the same engine without the raw graph
+    whole = _session(run, raw=True, threads=torch.get_num_threads())  # the raw graph on all threads
     out = []
     for batch in batches:
         def session_only(b: int = batch) -> None:
             raw.raw_batches(images, b, Output.LOG_PROBS)
 
+        def sequential(b: int = batch) -> None:
+            for s in range(0, n, b):
+                whole.run([Output.LOG_PROBS.value], {RAW_INPUT: images[s:s + b]})
+
         paths = {"raw": lambda b=batch: _log_probabilities(run, raw, images, b, 10),
                  "logits": lambda b=batch: _log_probabilities(run, old, images, b, 10),
-                 "session": session_only}
+                 "session": session_only, "sequential": sequential}
         with torch.inference_mode():
             diff = float(np.abs(paths["raw"]() - paths["logits"]()).max())  # also the warm-up
             assert diff <= 1e-5, diff
             paths["session"]()
+            paths["sequential"]()
             rows = []
             for r in range(1, rounds + 1):
                 row: dict[str, Any] = {"round": r, "load1": float(loadavg())}
@@ -68,7 +75,7 @@ def bench_net(net: str, batches: list[int], rounds: int, n: int) -> list[dict[st
         med = {k: {m: statistics.median(row[k][m] for row in rows) for m in ("img_s", "cpu_s")} for k in paths}
         print(f"==> {net} b{batch}: raw {med['raw']['img_s']:,.0f} img/s / {med['raw']['cpu_s']:.3f} CPU s, "
               f"logits {med['logits']['img_s']:,.0f} / {med['logits']['cpu_s']:.3f}, session {med['session']['img_s']:,.0f}"
-              f" / {med['session']['cpu_s']:.3f}; raw/logits {med['raw']['img_s'] / med['logits']['img_s']:.2f}x "
+              f" / {med['session']['cpu_s']:.3f}, sequential {med['sequential']['img_s']:,.0f} / {med['sequential']['cpu_s']:.3f}; raw/logits {med['raw']['img_s'] / med['logits']['img_s']:.2f}x "
               f"(max |diff| {diff:.2g})", flush=True)
         out.append({"net": net, "batch": batch, "images": n, "max_abs_diff": diff, "rounds": rows, "median": med})
     return out
