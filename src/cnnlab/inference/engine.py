@@ -175,8 +175,9 @@ def _raw_runner(parallel: Any, single: Any, threads: int) -> Any:
     """``(images, batch_size, what) -> [(B, K), ...]``. One batch: ``parallel`` (intra-op threads).
     Several: up to ``threads`` batches at once on ``single`` (one thread each; onnxruntime's ``run``
     is thread-safe and releases the GIL). Batches in parallel need no barrier per operator, which
-    two intra-op threads on a 2-core machine wait at ~12 times per batch: +19-23 % images/s on
-    keras-mnist (BENCHMARKS.md, "Round 3 (infer3)"). Each image's result is the same either way."""
+    intra-op threads wait at ~12 times per keras-mnist batch: +19-23 % images/s in a one-off at load
+    5, no difference where the process got a quarter of a core (BENCHMARKS.md, "Round 3 (infer3)";
+    to be confirmed quiet). Each image's result is the same either way (tested)."""
     from concurrent.futures import ThreadPoolExecutor
 
     def one(session: Any, images: np.ndarray, what: Output) -> np.ndarray:
