@@ -256,6 +256,9 @@ def _raw_module(model: Any, run: RunLike) -> Any:
     scale, shift = scale_shift(run.mean, run.std, int(run.input_shape[0]))  # (1, C, 1, 1) each
 
     class RawInput(torch.nn.Module):
+        scale: torch.Tensor  # (1, C, 1, 1) buffers, exported as graph constants
+        shift: torch.Tensor
+
         def __init__(self) -> None:
             super().__init__()
             self.model = model
