@@ -8,6 +8,12 @@ One short syntax everywhere (``NAME=VALUES``)::
     dropout=0..0.5             a uniform range; ``0..0.5:6`` gives 6 evenly spaced points
     epochs=int:1..5            whole numbers from 1 to 5 (a grid axis of 5 points)
     epochs=2                   one value: a fixed option, not searched
+    lr=0.001|0.01              ``|`` separates the values instead of ``,`` (then commas belong to the values)
+    batch_schedule='none|10:5,20:5'   options whose one value is a comma list (``batch_schedule``,
+                               ``lr_steps``: ``cnnlab.train.config.MILESTONE_FIELDS``) take ``|`` only;
+                               ``none`` is the option off. ``batch_schedule=10:5,20:5`` is one value.
+    optimizer="'sgd','adamw'"  a quoted value ('...' or "...") is kept as text, separators included
+                               (as in Hydra's choice sweeps: ``batch_schedule="'10:5,20:5',none"``)
 
 ``NAME`` is a ``TrainConfig`` option (``lr``, ``batch_size``, ``optimizer``...) or a spec path
 ``layers.<index>.<key>`` (``layers.0.filters``; ``layers.5`` for a layer written ``- dense: 120``).
@@ -21,6 +27,12 @@ No torch and no optuna here: ``cnnlab sweep --help`` and the error messages stay
 [0.0001, 0.001, 0.01, 0.1]
 >>> parse_param("batch_size=32,64").values
 [32, 64]
+>>> parse_param("batch_schedule=none | 10:5, 20:5 | off").values
+Traceback (most recent call last):
+...
+cnnlab.errors.CnnlabError: --param batch_schedule: the value 'none' is listed twice; list each value once
+>>> parse_param("batch_schedule=none | 10:5, 20:5").values
+['none', '10:5,20:5']
 """
 
 from __future__ import annotations
@@ -35,10 +47,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cnnlab.errors import CnnlabError, did_you_mean
+from cnnlab.train.config import MILESTONE_FIELDS, milestones_text, parse_milestones
 
 # options the sweep itself sets for every trial: varying them would break the comparison or the workers
 RESERVED = {"threads": "the sweep splits the cores between workers (--workers)",
             "device": "give --device to the sweep instead", "val_split": "give --val-split to the sweep instead"}
+SEPARATORS = "|,"  # between values: ``|`` when the text has one (outside quotes), else ``,``
+QUOTES = "'\""
 PLACEHOLDER = "sweep"  # the key of a spec placeholder: ``filters: {sweep: [16, 32]}``
 MAX_GRID = 10_000
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -98,7 +113,8 @@ class Param:
 
     def describe(self) -> str:
         if self.kind == "choice":
-            return f"{self.name}=" + ",".join(str(v) for v in self.values)
+            sep = "|" if self.name in MILESTONE_FIELDS or any(_needs_bar(v) for v in self.values) else ","
+            return f"{self.name}=" + sep.join(str(v) for v in self.values)
         prefix = "log:" if self.log else ("int:" if self.kind == "int" else "")
         suffix = f":{self.points}" if self.points else ""
         return f"{self.name}={prefix}{_num(self.low)}..{_num(self.high)}{suffix}"
@@ -133,6 +149,55 @@ def parse_value(text: str) -> Any:
     return t
 
 
+def _needs_bar(value: Any) -> bool:
+    return isinstance(value, str) and "," in value
+
+
+def split_values(text: str, list_valued: bool = False, where: str = "--param") -> list[tuple[str, bool]]:
+    """``VALUES`` text -> ``[(value text, quoted?)]``: split on ``|`` when the text has one outside quotes,
+    else on ``,`` outside quotes (for a ``list_valued`` option, whose one value is a comma list, only when
+    some value is quoted); quotes and the spaces around each value are removed.
+
+    >>> split_values("0.1, 0.2"), split_values("10:5,20:5|none", list_valued=True)
+    ([('0.1', False), ('0.2', False)], [('10:5,20:5', False), ('none', False)])
+    >>> split_values("'10:5,20:5',none", list_valued=True)  # Hydra style: commas outside quotes separate
+    [('10:5,20:5', True), ('none', False)]
+    """
+    probe = _split(text, "|", where, strict=False)
+    if len(probe) > 1 or (list_valued and not any(quoted for _, quoted in _split(text, ",", where, strict=False))):
+        return _split(text, "|", where)
+    return _split(text, ",", where)
+
+
+def _split(text: str, sep: str, where: str, strict: bool = True) -> list[tuple[str, bool]]:
+    """Split on ``sep`` outside quotes; a quote opens only at the start of a value. ``strict=False``
+    (a probe) accepts text after a closing quote."""
+    items: list[tuple[str, bool]] = []
+    current, quote, quoted = "", "", False
+    for ch in text:
+        if quote:
+            if ch == quote:
+                quote = ""
+            else:
+                current += ch
+        elif ch == sep:
+            items.append((current if quoted else current.strip(), quoted))
+            current, quoted = "", False
+        elif quoted and strict:
+            if not ch.isspace():
+                raise CnnlabError(f"{where}: {text!r}: {ch!r} after a closing quote; put the separator "
+                                  f"{sep!r} right after the quoted value")
+        elif ch in QUOTES and not current.strip():
+            quote, quoted, current = ch, True, ""
+        else:
+            current += ch
+    if quote:
+        raise CnnlabError(f"{where}: {text!r}: the quote {quote} is not closed; close it, or separate values "
+                          "that contain commas with | (e.g. batch_schedule='none|10:5,20:5')")
+    items.append((current if quoted else current.strip(), quoted))
+    return items
+
+
 def parse_param(text: str, where: str = "--param") -> Param:
     """``NAME=VALUES`` (module docstring) -> ``Param``; a malformed text is a ``CnnlabError``."""
     name, sep, rest = text.partition("=")
@@ -144,6 +209,10 @@ def parse_param(text: str, where: str = "--param") -> Param:
 
 def parse_values(name: str, spec: Any, where: str) -> Param:
     """Values for ``name``: a YAML list (choices) or the text syntax of the module docstring."""
+    if name in MILESTONE_FIELDS:
+        items = spec if isinstance(spec, (list, tuple)) else [spec]
+        texts = [t for v in items for t, _ in (split_values(v, True, where) if isinstance(v, str) else [(v, True)])]
+        return _choices(name, [schedule_value(name, v, where) for v in texts if v != ""], where)
     if isinstance(spec, (list, tuple)):
         values = [parse_value(v) if isinstance(v, str) else v for v in spec]
         return _choices(name, values, where)
@@ -154,10 +223,11 @@ def parse_values(name: str, spec: Any, where: str) -> Param:
     is_int = text.startswith("int:")
     if log or is_int:
         text = text[4:]
-    if ".." not in text:
+    items = split_values(spec, False, where)
+    if ".." not in text or len(items) > 1 or items[0][1]:
         if log or is_int:
             raise CnnlabError(f"{where} {name}: {spec!r} needs a range, e.g. {name}=log:1e-4..1e-1")
-        return _choices(name, [parse_value(v) for v in text.split(",")], where)
+        return _choices(name, [v if quoted else parse_value(v) for v, quoted in items], where)
     lo_text, _, hi_text = text.partition("..")
     hi_text, _, points_text = hi_text.partition(":")
     try:
@@ -176,6 +246,39 @@ def parse_values(name: str, spec: Any, where: str) -> Param:
     kind = "int" if is_int or (lo_text.strip().lstrip("+-").isdigit() and hi_text.strip().lstrip("+-").isdigit()
                                and not log and points is None) else "float"
     return Param(name, kind, low=low, high=high, log=log, points=points)
+
+
+def schedule_value(name: str, value: Any, where: str = "--param") -> str:
+    """One value of a list-valued option (``batch_schedule``, ``lr_steps``), read by the trainer's own
+    parser and written back as text (``"10:5,20:5"``, ``"none"``): an Optuna categorical choice.
+
+    >>> schedule_value("batch_schedule", " 10:5, 20:2.5 "), schedule_value("lr_steps", None)
+    ('10:5,20:2.5', 'none')
+    """
+    if value is None:
+        return "none"
+    try:
+        return milestones_text(parse_milestones(name, value, where=where))
+    except CnnlabError as exc:
+        raise CnnlabError(f"{exc} (the value {value!r}; separate several values of {name} with |, "
+                          f"e.g. -p {name}='none|10:5,20:5')") from None
+
+
+def config_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's training options as a config file writes them (``"10:5,20:5"`` -> ``[[10, 5], [20, 5]]``,
+    ``"none"`` -> None); spec paths are left out.
+
+    >>> config_options({"lr": 0.1, "batch_schedule": "1:2", "lr_steps": "none", "layers.0.filters": 8})
+    {'lr': 0.1, 'batch_schedule': [[1, 2]], 'lr_steps': None}
+    """
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if name.startswith("layers"):
+            continue
+        if name in MILESTONE_FIELDS and isinstance(value, str):
+            value = [list(pair) for pair in parse_milestones(name, value)] or None
+        out[name] = value
+    return out
 
 
 def _choices(name: str, values: list[Any], where: str) -> Param:
@@ -310,6 +413,11 @@ def build_space(params: Iterable[Param], option_names: Iterable[str], sampler: s
     fixed: dict[str, Any] = {}
     seen: set[str] = set()
     for p in params:
+        if p.name in MILESTONE_FIELDS:  # a Param built in Python: its values in the one text form
+            if p.kind != "choice":
+                raise CnnlabError(f"search space: {p.name} takes a list of schedules, not a range; "
+                                  f"e.g. -p {p.name}='none|10:5,20:5'")
+            p = _choices(p.name, [schedule_value(p.name, v, "search space:") for v in p.values], "search space:")
         if p.name in seen:
             raise CnnlabError(f"search space: {p.name!r} is given twice (in the spec and/or --param); keep one")
         seen.add(p.name)
