@@ -351,13 +351,14 @@ def _trial_config(base_config: dict[str, Any], pairs: list[tuple[str, Any]]) -> 
 
 def _blame(base_config: dict[str, Any], pairs: list[tuple[str, Any]], exc: CnnlabError,
            searched: list[str]) -> CnnlabError:
-    """``name=value cannot work`` when that searched value alone fails the same way, else the whole
-    combination (``lr_steps='none'`` with a fixed ``schedule=step``)."""
+    """``name=value cannot work`` when that searched value with the fixed options alone fails the same way
+    (``lr_steps='none'`` with a fixed ``schedule=step``), else the whole combination."""
+    fixed = [(k, v) for k, v in pairs if k not in searched]
     for name, value in pairs:
         if name not in searched and len(pairs) > 1:
             continue
         try:
-            _trial_config(base_config, [(name, value)])
+            _trial_config(base_config, [*fixed, (name, value)])
         except CnnlabError as alone:
             if str(alone) == str(exc):
                 return CnnlabError(f"search space: {name}={value!r} cannot work: {exc}")
