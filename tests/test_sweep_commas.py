@@ -21,7 +21,8 @@ import yaml
 
 from _sweep_helpers import image_folder, spec_file, trials_of
 from cnnlab.errors import CnnlabError
-from cnnlab.sweep.space import Param, build_space, config_options, parse_param, split_values
+from cnnlab.sweep.space import Param, build_space, parse_param
+from cnnlab.sweep.values import config_options, split_values
 from cnnlab.train import TrainConfig
 from cnnlab.train.config import parse_milestones
 

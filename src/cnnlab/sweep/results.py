@@ -20,7 +20,8 @@ from typing import Any
 import yaml
 
 from cnnlab.errors import CnnlabError
-from cnnlab.sweep.space import Space, config_options
+from cnnlab.sweep.space import Space
+from cnnlab.sweep.values import config_options
 
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 

@@ -20,7 +20,7 @@ One short syntax everywhere (``NAME=VALUES``)::
 In a spec file, write the values where the number was: ``- conv: {filters: {sweep: [16, 32]}, kernel: 5}``
 or ``- dropout: {sweep: "0..0.5:3"}``.
 
-No torch and no optuna here: ``cnnlab sweep --help`` and the error messages stay fast.
+The text of one ``VALUES`` (``|``, quotes, schedules) is read in ``values.py``. No torch and no optuna here: ``cnnlab sweep --help`` and the error messages stay fast.
 
 >>> p = parse_param("lr=log:1e-4..1e-1:4")
 >>> [round(v, 6) for v in p.grid()]
@@ -47,13 +47,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cnnlab.errors import CnnlabError, did_you_mean
-from cnnlab.train.config import MILESTONE_FIELDS, milestones_text, parse_milestones
+from cnnlab.sweep.values import schedule_value, split_values
+from cnnlab.train.config import MILESTONE_FIELDS
 
 # options the sweep itself sets for every trial: varying them would break the comparison or the workers
 RESERVED = {"threads": "the sweep splits the cores between workers (--workers)",
             "device": "give --device to the sweep instead", "val_split": "give --val-split to the sweep instead"}
-SEPARATORS = "|,"  # between values: ``|`` when the text has one (outside quotes), else ``,``
-QUOTES = "'\""
 PLACEHOLDER = "sweep"  # the key of a spec placeholder: ``filters: {sweep: [16, 32]}``
 MAX_GRID = 10_000
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -153,51 +152,6 @@ def _needs_bar(value: Any) -> bool:
     return isinstance(value, str) and "," in value
 
 
-def split_values(text: str, list_valued: bool = False, where: str = "--param") -> list[tuple[str, bool]]:
-    """``VALUES`` text -> ``[(value text, quoted?)]``: split on ``|`` when the text has one outside quotes,
-    else on ``,`` outside quotes (for a ``list_valued`` option, whose one value is a comma list, only when
-    some value is quoted); quotes and the spaces around each value are removed.
-
-    >>> split_values("0.1, 0.2"), split_values("10:5,20:5|none", list_valued=True)
-    ([('0.1', False), ('0.2', False)], [('10:5,20:5', False), ('none', False)])
-    >>> split_values("'10:5,20:5',none", list_valued=True)  # Hydra style: commas outside quotes separate
-    [('10:5,20:5', True), ('none', False)]
-    """
-    probe = _split(text, "|", where, strict=False)
-    if len(probe) > 1 or (list_valued and not any(quoted for _, quoted in _split(text, ",", where, strict=False))):
-        return _split(text, "|", where)
-    return _split(text, ",", where)
-
-
-def _split(text: str, sep: str, where: str, strict: bool = True) -> list[tuple[str, bool]]:
-    """Split on ``sep`` outside quotes; a quote opens only at the start of a value. ``strict=False``
-    (a probe) accepts text after a closing quote."""
-    items: list[tuple[str, bool]] = []
-    current, quote, quoted = "", "", False
-    for ch in text:
-        if quote:
-            if ch == quote:
-                quote = ""
-            else:
-                current += ch
-        elif ch == sep:
-            items.append((current if quoted else current.strip(), quoted))
-            current, quoted = "", False
-        elif quoted and strict:
-            if not ch.isspace():
-                raise CnnlabError(f"{where}: {text!r}: {ch!r} after a closing quote; put the separator "
-                                  f"{sep!r} right after the quoted value")
-        elif ch in QUOTES and not current.strip():
-            quote, quoted, current = ch, True, ""
-        else:
-            current += ch
-    if quote:
-        raise CnnlabError(f"{where}: {text!r}: the quote {quote} is not closed; close it, or separate values "
-                          "that contain commas with | (e.g. batch_schedule='none|10:5,20:5')")
-    items.append((current if quoted else current.strip(), quoted))
-    return items
-
-
 def parse_param(text: str, where: str = "--param") -> Param:
     """``NAME=VALUES`` (module docstring) -> ``Param``; a malformed text is a ``CnnlabError``."""
     name, sep, rest = text.partition("=")
@@ -246,39 +200,6 @@ def parse_values(name: str, spec: Any, where: str) -> Param:
     kind = "int" if is_int or (lo_text.strip().lstrip("+-").isdigit() and hi_text.strip().lstrip("+-").isdigit()
                                and not log and points is None) else "float"
     return Param(name, kind, low=low, high=high, log=log, points=points)
-
-
-def schedule_value(name: str, value: Any, where: str = "--param") -> str:
-    """One value of a list-valued option (``batch_schedule``, ``lr_steps``), read by the trainer's own
-    parser and written back as text (``"10:5,20:5"``, ``"none"``): an Optuna categorical choice.
-
-    >>> schedule_value("batch_schedule", " 10:5, 20:2.5 "), schedule_value("lr_steps", None)
-    ('10:5,20:2.5', 'none')
-    """
-    if value is None:
-        return "none"
-    try:
-        return milestones_text(parse_milestones(name, value, where=where))
-    except CnnlabError as exc:
-        raise CnnlabError(f"{exc} (the value {value!r}; separate several values of {name} with |, "
-                          f"e.g. -p {name}='none|10:5,20:5')") from None
-
-
-def config_options(values: Mapping[str, Any]) -> dict[str, Any]:
-    """A trial's training options as a config file writes them (``"10:5,20:5"`` -> ``[[10, 5], [20, 5]]``,
-    ``"none"`` -> None); spec paths are left out.
-
-    >>> config_options({"lr": 0.1, "batch_schedule": "1:2", "lr_steps": "none", "layers.0.filters": 8})
-    {'lr': 0.1, 'batch_schedule': [[1, 2]], 'lr_steps': None}
-    """
-    out: dict[str, Any] = {}
-    for name, value in values.items():
-        if name.startswith("layers"):
-            continue
-        if name in MILESTONE_FIELDS and isinstance(value, str):
-            value = [list(pair) for pair in parse_milestones(name, value)] or None
-        out[name] = value
-    return out
 
 
 def _choices(name: str, values: list[Any], where: str) -> Param:
