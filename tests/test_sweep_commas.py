@@ -7,7 +7,7 @@ References: the schedules are hand-written pairs, read back with the trainer's o
 and with the step counts worked out by hand in the comment there.
 
 Run: ``PYTHONPATH=src python -m pytest -q tests/test_sweep_commas.py`` (quick part: a few seconds;
-``-m slow`` adds the real 2-trial sweep, about 20 s on 2 busy cores).
+``-m slow`` adds the real 2-trial sweep: 24-30 s on 2 cores at load average 4.5-6).
 """
 
 from __future__ import annotations
