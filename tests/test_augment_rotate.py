@@ -40,7 +40,9 @@ def _turn(x: np.ndarray, angles: list[float], scales: list[float] | None = None)
 # ------------------------------------------------------------------ exact references
 
 
-@pytest.mark.parametrize("size", [7, 8, 28])  # odd and even sides: the centre on a pixel, and between four
+# odd and even sides (the centre on a pixel, and between four); 28: several images per chunk of the
+# warp (augment._CHUNK_PIXELS), 130: one image per chunk
+@pytest.mark.parametrize("size", [7, 8, 28, 130])
 def test_quarter_turns_equal_np_rot90(size: int) -> None:
     """Positive angles turn counter-clockwise as displayed, like ``np.rot90`` (rows grow downwards)."""
     x = np.random.default_rng(size).integers(0, 256, (4, 3, size, size), dtype=np.uint8)
@@ -105,7 +107,7 @@ def test_numpy_and_torch_paths_give_identical_pixels() -> None:
     rng = np.random.default_rng(5)
     x = rng.integers(0, 256, (64, 3, 23, 31), dtype=np.uint8)
     for aug in (Augment(rotate=30), Augment(translate=3, hflip=True, zoom=0.3, rotate=25, scale=0.2)):
-        d = aug.draw(64, rng, (23, 31))
+        d = aug.draw(64, rng, (23, 31))  # 64 images: several chunks of the warp, the last one partial
         ours = aug.apply_numpy(x, d)
         assert not np.array_equal(ours, x)
         assert np.array_equal(ours, aug.apply_torch(torch.from_numpy(x), d).numpy())
