@@ -100,6 +100,8 @@ class TrainConfig:
     translate: int | None = None  # random shift in pixels; None: about 1/12 of the image height
     hflip: bool | None = None  # random horizontal flip; None: on for colour images, off for grey
     zoom: float = 0.0  # random zoom-in: a crop enlarged by up to 1 + zoom (0.2: up to 1.2x); 0: off
+    rotate: float = 0.0  # random rotation by up to this many degrees either way (10: -10..+10); 0: off
+    scale: float = 0.0  # random scale about the centre by a factor in [1 - scale, 1 + scale]; 0: off
     val_split: float = defaults.VAL_SPLIT
     resize: str = defaults.RESIZE
     strict: bool = False  # unreadable image files: an error instead of skipped (listed in skipped.txt)
@@ -154,6 +156,10 @@ class TrainConfig:
         _check(self.checkpoint_steps >= 0, "checkpoint_steps", self.checkpoint_steps, "a whole number >= 0")
         _check(self.translate is None or self.translate >= 0, "translate", self.translate, "pixels >= 0")
         _check(0 <= self.zoom <= 1, "zoom", self.zoom, "a fraction from 0 to 1, e.g. 0.2 for crops enlarged up to 1.2x")
+        _check(0 <= self.rotate <= 180, "rotate", self.rotate,
+               "degrees from 0 to 180, e.g. 10 for angles drawn from -10 to +10 (0: off)")
+        _check(0 <= self.scale < 1, "scale", self.scale,
+               "a fraction in [0, 1), e.g. 0.1 for factors drawn from 0.9 to 1.1 (0: off)")
         _check(self.freeze_epochs is None or self.freeze_epochs >= 0, "freeze_epochs", self.freeze_epochs,
                "a whole number >= 0")
         _check(not self.freeze_epochs or bool(self.init_from), "freeze_epochs", self.freeze_epochs,
