@@ -85,9 +85,9 @@ def _load(run_or_path: Any, which: str, force: bool) -> Any:
 
 def _model_loader(path: Path, which: str) -> Any:
     def load() -> Any:
-        from cnnlab.train import load_run
+        from cnnlab.train import run
 
-        return load_run(path, which)
+        return run.load_run(path, which)
 
     return load
 

@@ -6,7 +6,8 @@ from them by the same code as a fresh evaluation) and the pictures (PNG bytes, t
 stored under a SHA-256 ``key`` of everything they depend on:
 
 - a format constant, the cnnlab version and the versions of torch, onnxruntime, matplotlib, Pillow
-  and numpy (they draw the pictures and compute the log-probabilities);
+  and numpy (they draw the pictures and compute the log-probabilities), and matplotlib's font list
+  (the fonts its cache knows: installing a CJK font changes how class names are drawn);
 - the bytes of the checkpoint file and of ``spec.yaml``, ``classes.json`` and ``data.json`` (the
   weights, the network, the class names, the normalisation);
 - the metrics rows (the curves), the language, the evaluation batch size and engine choice, and the
@@ -81,7 +82,8 @@ def cache_key(run: Any, weights: str, images: Any | None, lang: str, batch_size:
     h = hashlib.sha256()
     root = Path(run.path)
     h.update(json.dumps({
-        "format": FORMAT, "cnnlab": cnnlab.__version__, "versions": _versions(), "which": str(run.which),
+        "format": FORMAT, "cnnlab": cnnlab.__version__, "versions": _versions(), "fonts": _font_lists(),
+        "which": str(run.which),
         "weights": weights, "lang": str(lang), "batch": int(batch_size), "engine": str(engine),
         "pictures": [figures.REPORT_DPI, figures.CAM_EXAMPLES, figures.MAP_LAYERS, figures.MISTAKES],
         "metrics": run.metrics,
@@ -107,6 +109,20 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             found[name] = "-"
     return found
+
+
+def _font_lists() -> list[list[Any]]:
+    """Name, size and modification time of matplotlib's cached font lists (``fontlist-v*.json`` in its
+    cache folder: ``$MPLCONFIGDIR``, else ``$XDG_CACHE_HOME/matplotlib`` or ``~/.cache/matplotlib``), found
+    without importing matplotlib. matplotlib rebuilds that file when the installed fonts change."""
+    configured = os.environ.get("MPLCONFIGDIR")
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = Path(configured) if configured else Path(xdg) / "matplotlib"
+    try:
+        found = sorted(folder.glob("fontlist-v*.json"))
+        return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in found]
+    except OSError:
+        return []
 
 
 def load(path: str | os.PathLike[str], key: str, n: int, k: int) -> Kept | None:
