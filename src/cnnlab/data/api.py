@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -107,7 +108,7 @@ def _read_shaped(source: str | os.PathLike[str], input_shape: tuple[int, int, in
     return raw, shape, policy
 
 
-def _split_args(raw: RawData, val_split: float, test_split: float, seed: int) -> dict[str, float | int]:
+def _split_args(raw: RawData, val_split: float, test_split: float, seed: int) -> dict[str, Any]:
     """The bundled sample is always split 80/10/10 with its own seed; every other source as asked."""
     if raw.source == "sample":
         return {"val_split": SAMPLE_SPLIT[0], "test_split": SAMPLE_SPLIT[1], "seed": SAMPLE_SEED}
