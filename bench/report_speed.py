@@ -12,6 +12,9 @@ Each round runs ``python -m cnnlab report RUN`` twice in a fresh process (import
   (the first report of a run trained with ``--no-report``);
 * ``warm``: with the cache the cold call left (every later report, and every ``cnnlab report`` after a
   ``cnnlab train`` that wrote its report: the cache is keyed by a hash of the weights and the images).
+  Since report3 the cache also holds the pictures (``report.cache``): a warm report loads no model and
+  imports neither torch nor matplotlib. A ``--baseline-src`` checkout without that file reads only
+  ``report-eval-*.npz`` (its own warm case).
 
 With ``--baseline-src OTHER/src`` each round also runs another checkout's ``cnnlab report`` (e.g. main
 before a change), for a before/after in the same invocation. Rounds alternate cold, warm(, baseline)...; the script prints every round's wall and CPU seconds

@@ -85,7 +85,7 @@ fraction = number(0, 1, hi_open=True)  # val_split, warmup, momentum, label smoo
 TRAIN_TYPES: dict[str, Callable[[str], object]] = {
     "epochs": count, "batch_size": count, "lr": number(0, lo_open=True), "momentum": fraction,
     "weight_decay": number(0), "warmup": fraction, "label_smoothing": fraction, "translate": whole(0, 4096),
-    "zoom": fraction, "val_split": fraction, "seed": seed, "patience": count, "threads": whole(1, 4096),
+    "zoom": fraction, "rotate": number(0, 180), "scale": fraction, "val_split": fraction, "seed": seed, "patience": count, "threads": whole(1, 4096),
     "eval_batch_size": count, "checkpoint_minutes": number(0, lo_open=True), "checkpoint_steps": whole(0),
     "max_steps_per_epoch": count, "freeze_epochs": whole(0), "lr_ratio": number(0, 1, lo_open=True),
     "lr_reference_batch": count,

@@ -233,10 +233,14 @@ def cmd_mistakes(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from cnnlab.report import check_not_running, write_report
+    from cnnlab.train.run import read_run_info
+    from cnnlab.utils.paths import check_output_file
 
     lang = resolve_lang(args.lang)
     check_not_running(Path(args.run), args.force)
-    run = _load(args)
+    if args.out:
+        check_output_file(args.out, "--out")  # before the run and the data load
+    run = read_run_info(args.run, args.checkpoint)  # no model: a report kept in RUN/cache/ needs none
     images, label, split = None, "", "val"
     if args.data is not None or args.split != "val":
         split = args.split if args.split in ("val", "test", "train") else "other"

@@ -2,6 +2,7 @@
 
     cnnlab sweep lenet5 --data mnist -p lr=0.001,0.003,0.01 -p batch_size=32,64 -p epochs=2 --workers 2
     cnnlab sweep my.yaml --data ./photos -p lr=log:1e-4..1e-1 --trials 20 --prune
+    cnnlab sweep lenet5 --data mnist -p 'batch_schedule=none|10:5,20:5' -p epochs=30   # Smith et al. 2017
     cnnlab sweep --join sweeps/lenet5                       # resume a killed sweep / add workers
     cnnlab sweep --join lenet5 --storage postgresql://me:pw@db/cnn   # a worker on another machine
     cnnlab sweep report sweeps/lenet5 --x lr --y batch_size
@@ -23,6 +24,15 @@ values (-p NAME=VALUES, repeatable; NAME is a training option or layers.<i>.<key
   lr=0.001,0.01        a list (a grid axis)          lr=log:1e-4..1e-1     a log range (random/tpe)
   lr=log:1e-4..1e-1:4  4 log-spaced grid points     dropout=0..0.5:3      3 evenly spaced points
   epochs=int:1..3      1, 2, 3                       epochs=2              fixed for every trial
+  lr=0.001|0.01        | between values instead of , (then commas belong to the values)
+values that hold commas: batch_schedule and lr_steps (EPOCH:FACTOR,..., as for cnnlab train) take | between
+values, `none` is the option off; quote the whole -p for the shell:
+  -p 'batch_schedule=none|10:5,20:5|5:2,10:2,15:2'     3 values (Smith et al.: grow the batch ...)
+  -p 'lr_steps=10:0.2,20:0.2|10:0.1' -p schedule=step  (... or decay the lr)
+  -p batch_schedule=10:5,20:5                          ONE value: fixed for every trial
+  -p "batch_schedule='10:5,20:5',none"                 quoted values keep their commas (Hydra style)
+each schedule is read by the trainer's parser, and every combination of training options is tried,
+before any trial runs
 in a spec file: - conv: {filters: {sweep: [16, 32]}, kernel: 5}
 """
 
@@ -38,7 +48,8 @@ def register(subparsers: Any) -> None:
                    help="the network spec (file or bundled name), or `report SWEEP`")
     p.add_argument("--data", help="training data (folder, mnist, cifar10, sample...)")
     p.add_argument("-p", "--param", "--set", dest="params", action="append", default=[], metavar="NAME=VALUES",
-                   help="an option to vary (or fix), see below")
+                   help="an option to vary (or fix), see below; values that hold commas (batch_schedule, "
+                        "lr_steps) are separated by |")
     p.add_argument("--config", help="YAML file of base training options (as for `cnnlab train --config`)")
     p.add_argument("--out", help="sweep folder (default: sweeps/<spec name>)")
     p.add_argument("--storage", help="SQLAlchemy URL of the study database (default: sqlite in the sweep folder), "

@@ -38,6 +38,8 @@ FIELDS: tuple[tuple[str, type, object], ...] = (
     ("translate", int, None),
     ("hflip", bool, None),
     ("zoom", float, 0.0),
+    ("rotate", float, 0.0),
+    ("scale", float, 0.0),
     ("val_split", float, defaults.VAL_SPLIT),
     ("resize", str, defaults.RESIZE),
     ("strict", bool, False),
@@ -77,6 +79,9 @@ _HELP = {
     "translate": "largest random shift in pixels (None: about 1/12 of the image height)",
     "hflip": "random horizontal flips (None: on for colour images)",
     "zoom": "random zoom-in: a random crop enlarged by up to 1 + ZOOM, e.g. 0.2 (0: off)",
+    "rotate": "random rotation about the centre by an angle drawn from -ROTATE to +ROTATE degrees, e.g. 10 "
+              "(nearest pixel, zero fill; 0: off)",
+    "scale": "random scale about the centre by a factor drawn from 1 - SCALE to 1 + SCALE, e.g. 0.1 (0: off)",
     "val_split": "fraction of the training images held out for validation (when the data has no val split)",
     "resize": "how images of another size are fitted: crop, pad or stretch",
     "strict": "stop with an error on unreadable image files instead of skipping them (they are listed in RUN/skipped.txt)",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,13 +69,16 @@ def load_split(source: str | os.PathLike[str], input_shape: tuple[int, int, int]
     into memory and no training mean/std is computed (an evaluation uses the normalisation its run
     recorded). ``None`` when the source has no such split.
 
-    For an IDX source (MNIST) this skips decoding the 54,000 training images and their statistics.
+    For an IDX source (MNIST) this skips decoding the 54,000 training images and their statistics, and
+    the rows gathered from the gzip file are kept in the decoded-image cache (``cache_dir``; keyed by
+    the file's path, size and mtime and the row numbers): the next call reads no gzip.
     """
     if split not in ("train", "val", "test"):
         raise DataError(f"unknown split {split!r}; use train, val or test")
     raw, shape, policy = _read_shaped(source, input_shape, resize, val_split, test_split, strict, cache_dir,
                                       progress, download)
-    taken = assign_splits(raw, **_split_args(raw, val_split, test_split, seed), only=split)
+    taken = assign_splits(raw, **_split_args(raw, val_split, test_split, seed), only=split,
+                          rows_cache=cache_dir if isinstance(cache_dir, bool) or cache_dir is None else Path(cache_dir))
     if split not in taken:
         return None
     return _to_imageset(taken[split], raw.classes, shape, policy, raw.shaped)
@@ -104,7 +108,7 @@ def _read_shaped(source: str | os.PathLike[str], input_shape: tuple[int, int, in
     return raw, shape, policy
 
 
-def _split_args(raw: RawData, val_split: float, test_split: float, seed: int) -> dict[str, float | int]:
+def _split_args(raw: RawData, val_split: float, test_split: float, seed: int) -> dict[str, Any]:
     """The bundled sample is always split 80/10/10 with its own seed; every other source as asked."""
     if raw.source == "sample":
         return {"val_split": SAMPLE_SPLIT[0], "test_split": SAMPLE_SPLIT[1], "seed": SAMPLE_SEED}
@@ -196,10 +200,12 @@ def _read_path(path: Path, shape: tuple[int, int, int], resize: str, cache: Path
 
 
 def assign_splits(raw: RawData, *, val_split: float, test_split: float, seed: int,
-                  only: str | None = None) -> dict[str, RawSplit]:
+                  only: str | None = None, rows_cache: Path | bool | None = False) -> dict[str, RawSplit]:
     """``train``/``val``/``test`` from what the source gave, splitting stratified where needed.
 
     ``only``: take just that split (the same rows as without it); the others are not read.
+    ``rows_cache``: where the val/test rows gathered from a lazily read file (IDX) are kept
+    (``cache.cached_array``; ``None``: the default cache folder; ``False``: not kept).
     """
     given = dict(raw.splits)
     pool_name = "all" if "all" in given else "train"
@@ -213,10 +219,10 @@ def assign_splits(raw: RawData, *, val_split: float, test_split: float, seed: in
     wanted = ("train", "val", "test") if only is None else (only,)
     out: dict[str, RawSplit] = {}
     if "val" in wanted:
-        out["val"] = _take(pool, va) if need_val else given["val"]
+        out["val"] = _take(pool, va, rows_cache, "val") if need_val else given["val"]
     if "test" in wanted:
         if need_test:
-            out["test"] = _take(pool, te)
+            out["test"] = _take(pool, te, rows_cache, "test")
         elif "test" in given:
             out["test"] = given["test"]
     if "train" in wanted:
@@ -231,12 +237,28 @@ def _materialise(split: RawSplit) -> RawSplit:
     return split
 
 
-def _take(split: RawSplit, index: np.ndarray) -> RawSplit:
+def _take(split: RawSplit, index: np.ndarray, rows_cache: Path | bool | None = False, tag: str = "") -> RawSplit:
     if len(index) == len(split.labels):
         return split
     rows = index.tolist()
     hashes = [split.hashes[i] for i in rows] if split.hashes else None
-    return RawSplit(split.images[index], split.labels[index], [split.sources[i] for i in rows], hashes)
+    return RawSplit(_rows(split, index, rows_cache, tag), split.labels[index], [split.sources[i] for i in rows], hashes)
+
+
+def _rows(split: RawSplit, index: np.ndarray, rows_cache: Path | bool | None, tag: str) -> np.ndarray:
+    """``split.images[index]``; for a lazily read file (IDX: a pass over the whole gzip file), kept in the
+    decoded-image cache under the file (path, size, mtime) and a SHA-256 of the row numbers."""
+    images = split.images
+    if rows_cache is False or isinstance(images, np.ndarray) or not split.files:
+        return images[index]
+    import hashlib
+
+    from cnnlab.data.cache import cached_array
+
+    shape = tuple(int(v) for v in images.shape[1:])
+    digest = hashlib.sha256(np.ascontiguousarray(index, dtype=np.int64).tobytes()).hexdigest()
+    return cached_array(list(split.files), f"rows:{tag}:{len(index)}:{digest}", (shape[0], shape[1], shape[2]),
+                        "rows", rows_cache, lambda: images[index])
 
 
 def _take_last(split: RawSplit, index: np.ndarray) -> RawSplit:

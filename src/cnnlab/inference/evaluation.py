@@ -28,7 +28,6 @@ import numpy as np
 from cnnlab.data.defaults import EVAL_BATCH_SIZE
 from cnnlab.errors import DataError
 from cnnlab.inference.common import RunLike, preprocess_batch
-from cnnlab.model import model_device
 
 if TYPE_CHECKING:
     import torch
@@ -159,6 +158,7 @@ class EvalResult:
     confusion: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
     per_class: list[dict[str, Any]] = field(default_factory=list)
     engine: str = "torch"  # the engine that ran the model ("torch" or "onnx", see inference.engine; "cache": reused)
+    log_probabilities: np.ndarray | None = field(default=None, repr=False)  # float32 (N, K): what all the above derive from
 
     @property
     def n(self) -> int:
@@ -327,7 +327,18 @@ def result_from_log_probabilities(logp: np.ndarray, labels: np.ndarray, classes:
         top_k=top_k_accuracy(probabilities, labels, ks),
         confusion=confusion,
         per_class=per_class_metrics(confusion, classes),
+        log_probabilities=logp,
     )
+
+
+def result_for(imageset: Any, classes: Sequence[str], logp: np.ndarray,
+               top_k: Sequence[int] = DEFAULT_TOP_K) -> EvalResult:
+    """What :func:`evaluate` returns for ``imageset`` when the model's log-probabilities ``logp`` ``(N, K)``
+    were kept from an earlier evaluation of the same weights and images (no model, no torch)."""
+    names = [str(c) for c in classes]
+    result = result_from_log_probabilities(logp, _labels_in_run_order(imageset, names), names, imageset, top_k)
+    result.engine = "cache"
+    return result
 
 
 def _log_probabilities(run: RunLike, forward: Any, images: Any, batch_size: int, num_classes: int) -> np.ndarray:
@@ -338,6 +349,7 @@ def _log_probabilities(run: RunLike, forward: Any, images: Any, batch_size: int,
     import torch
 
     from cnnlab.inference.engine import Output
+    from cnnlab.model import model_device
 
     raw = forward.raw_batches(images, batch_size, Output.LOG_PROBS)  # [(B, K), ...], or None: no raw graph
     if raw is not None:

@@ -39,6 +39,8 @@ def write_report(
 
     ``data``: an ``ImageSet`` for the evaluation sections (confusion, Grad-CAM, mistakes), or a
     ``DataBundle`` (its validation split is used). Nothing is written unless the whole page rendered.
+    A run given as a folder (or a ``RunInfo``) keeps its model's results in ``RUN/cache/`` (``report.cache``):
+    the next report of the same checkpoint, images and language reads them instead of loading the model.
     ``split`` names what ``data`` is, for the headline card: ``val``, ``test``, ``train`` or ``other``
     (default: ``val`` for the run's own validation split or a ``DataBundle``, else ``other``).
     """
@@ -54,21 +56,40 @@ def write_report(
     images, label = _images(run, data, lang, notes)
     if split is None:
         split = "val" if data is None or hasattr(data, "val") else "other"
-    report = collect_report(run, images, lang=lang, data_label=data_label or label, notes=notes, split=split)
+    cache, model_run = None, None
+    if not hasattr(run, "model"):  # a RunInfo, read from its folder: the model's results may be kept there
+        from cnnlab.report.cache import file_name
+        from cnnlab.train.run import cache_file
+
+        cache = cache_file(run.path, file_name(run.which, lang))
+        model_run = _model_loader(run.path, run.which)
+    report = collect_report(run, images, lang=lang, data_label=data_label or label, notes=notes, split=split,
+                            cache=cache, model_run=model_run)
     html = render_html(report)
     write_public(target, html.encode("utf-8"))
     return target
 
 
 def _load(run_or_path: Any, which: str, force: bool) -> Any:
+    """A given ``Run`` or ``RunInfo`` as it is; for a folder, its ``RunInfo`` (no model: a cached report
+    needs none; ``collect_report`` loads it when it does)."""
     if isinstance(run_or_path, (str, os.PathLike)):
         path = Path(run_or_path)
         check_not_running(path, force)
-        from cnnlab.train import load_run
+        from cnnlab.train.run import read_run_info
 
-        return load_run(path, which)
+        return read_run_info(path, which)
     check_not_running(Path(run_or_path.path), force, status=getattr(run_or_path, "status", None))
     return run_or_path
+
+
+def _model_loader(path: Path, which: str) -> Any:
+    def load() -> Any:
+        from cnnlab.train import run
+
+        return run.load_run(path, which)
+
+    return load
 
 
 def check_not_running(path: Path, force: bool = False, status: dict[str, Any] | None = None) -> None:

@@ -3,38 +3,49 @@
 ``collect_report(run, images, lang=...)`` evaluates the model on ``images`` (usually the validation
 split), draws the pictures and fills the tables; ``render.render_html`` only formats the result. The
 pictures that need no model are drawn in a forked process meanwhile (``concurrent``; same bytes).
+With ``cache=`` the model's results (log-probabilities and pictures) are kept in that file and, while
+nothing they depend on changes, read back instead (``report.cache``; same page): ``run`` may then be
+a ``RunInfo`` (no model), and ``model_run()`` loads the model only on a miss.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import statistics
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cnnlab.analysis.render import explanation, human_count, rf_text, shape_text, totals_lines
 from cnnlab.i18n import integer, percent, tr
-from cnnlab.report import figures
-from cnnlab.report.concurrent import in_background
 from cnnlab.report.types import Evaluation, Item, LayerRow, ReportData
 
 if TYPE_CHECKING:
     from cnnlab.analysis.types import Analysis, LayerAnalysis
     from cnnlab.inference.evaluation import EvalResult
+    from cnnlab.report.cache import Kept
 
 
 def collect_report(run: Any, images: Any | None, *, lang: str = "en", data_label: str = "",
-                   notes: list[str] | None = None, split: str = "val") -> ReportData:
+                   notes: list[str] | None = None, split: str = "val",
+                   cache: str | os.PathLike[str] | None = None,
+                   model_run: Callable[[], Any] | None = None) -> ReportData:
     """Everything for the page. ``images``: an ``ImageSet`` (or ``None``: the evaluation sections are
-    left out and ``notes`` says why)."""
+    left out and ``notes`` says why). ``cache``: a ``report.cache`` file for a ``run`` read from its
+    folder (``run.path``, ``run.which``); ``model_run()``: the run with its model, when ``run`` has none."""
     from cnnlab import __version__
     from cnnlab.analysis import analyze
 
     analysis = analyze(run.spec, lang=lang)
     images = _writable(images)
-    res = _evaluate(run, images) if images is not None else None
-    figures.preload()  # before the fork: the child inherits matplotlib instead of importing it again
-    side = in_background(_plain_pictures(run, images, res, lang))  # another core draws these meanwhile
+    entry = _cache_entry(run, images, lang) if cache is not None else None
+    kept = _load_kept(cache, entry)
+    if kept is not None:
+        res = _result_of_kept(run, images, kept)
+    else:
+        res, kept = _compute(model_run() if model_run is not None else run, images, analysis, lang)
+        if entry is not None:
+            _save_kept(cache, entry, kept)
     report = ReportData(
         lang=lang,
         title=str(run.spec.name),
@@ -53,18 +64,46 @@ def collect_report(run: Any, images: Any | None, *, lang: str = "en", data_label
         notes=list(notes or []),
         warnings=list(analysis.warnings),
     )
-    report.filters = figures.filter_pictures(run.model, analysis, lang) if analysis.conv_layers else []
-    if res is not None and images is not None:
-        _add_evaluation(report, run, images, res, analysis, data_label, lang)
-    drawn = side.results()
-    report.curves = drawn["curves"]
-    if "confusion" in drawn:
-        report.confusion, report.mistakes = drawn["confusion"], drawn["mistakes"]
+    if res is not None:
+        report.evaluation = Evaluation(
+            description=data_label or tr("report.eval.default_label", lang, n=res.n),
+            n=res.n, accuracy=res.accuracy, loss=res.loss, top_k=dict(res.top_k),
+            per_class=list(res.per_class), most_confused=res.most_confused(5),
+        )
+    pics = kept.pictures
+    report.curves, report.filters = pics.get("curves"), list(pics.get("filters", []))
+    report.confusion, report.mistakes = pics.get("confusion"), pics.get("mistakes")
+    report.maps, report.cams = pics.get("maps"), pics.get("cams")
     return report
+
+
+def _compute(run: Any, images: Any, analysis: Analysis, lang: str) -> tuple[EvalResult | None, Kept]:
+    """Evaluate ``run`` (with its model) on ``images`` and draw every picture: the model-free ones in a
+    forked child (``concurrent``) while this process draws the filters, feature maps and Grad-CAM."""
+    from cnnlab.report import figures
+    from cnnlab.report.cache import Kept
+    from cnnlab.report.concurrent import in_background
+
+    res = _evaluate(run, images) if images is not None else None
+    figures.preload()  # before the fork: the child inherits matplotlib instead of importing it again
+    side = in_background(_plain_pictures(run, images, res, lang))  # another core draws these meanwhile
+    pictures: dict[str, Any] = {}
+    pictures["filters"] = figures.filter_pictures(run.model, analysis, lang) if analysis.conv_layers else []
+    if res is not None and images is not None:
+        chosen = figures.cam_examples(res)
+        spatial = [row.index for row in analysis.layers if row.kind in ("conv", "pool", "residual")]
+        if chosen and spatial:
+            pictures["maps"] = figures.maps_picture(run, images.images, chosen[0], analysis, lang)
+        if chosen and analysis.conv_layers:
+            pictures["cams"] = figures.cam_picture(run, images.images, res, chosen, lang)
+    pictures.update(side.results())
+    return res, Kept(res.log_probabilities if res is not None else None, pictures)
 
 
 def _plain_pictures(run: Any, images: Any, res: EvalResult | None, lang: str) -> dict[str, Callable[[], Any]]:
     """The pictures that need no model (curves; confusion and mistakes when there is an evaluation)."""
+    from cnnlab.report import figures
+
     jobs: dict[str, Callable[[], Any]] = {"curves": lambda: figures.curves_picture(run.metrics, lang)}
     if res is not None and images is not None:
         jobs["confusion"] = lambda: figures.confusion_picture(res, lang)
@@ -85,32 +124,79 @@ def _writable(images: Any) -> Any:
 
 
 def _evaluate(run: Any, images: Any) -> EvalResult:
-    from cnnlab.data.defaults import EVAL_BATCH_SIZE
     from cnnlab.inference.evaluation import evaluate
 
-    batch = int(getattr(run.config, "eval_batch_size", EVAL_BATCH_SIZE) or EVAL_BATCH_SIZE)
+    batch, engine = _eval_settings(run)
     cache = None
     if getattr(run, "path", None):  # the run folder keeps the predictions for the next report of the same weights
         from cnnlab.train.run import cache_file
 
         cache = cache_file(run.path, f"report-eval-{getattr(run, 'which', 'best')}.npz")
-    return evaluate(run, images, batch_size=batch, cache=cache)
+    return evaluate(run, images, batch_size=batch, cache=cache, engine=engine)
 
 
-def _add_evaluation(report: ReportData, run: Any, images: Any, res: EvalResult, analysis: Analysis,
-                    data_label: str, lang: str) -> None:
-    pixels = images.images
-    report.evaluation = Evaluation(
-        description=data_label or tr("report.eval.default_label", lang, n=res.n),
-        n=res.n, accuracy=res.accuracy, loss=res.loss, top_k=dict(res.top_k),
-        per_class=list(res.per_class), most_confused=res.most_confused(5),
-    )
-    chosen = figures.cam_examples(res)
-    spatial = [row.index for row in analysis.layers if row.kind in ("conv", "pool", "residual")]
-    if chosen and spatial:
-        report.maps = figures.maps_picture(run, pixels, chosen[0], analysis, lang)
-    if chosen and analysis.conv_layers:
-        report.cams = figures.cam_picture(run, pixels, res, chosen, lang)
+def _eval_settings(run: Any) -> tuple[int, str]:
+    """(batch size, engine choice) of the report's evaluation."""
+    from cnnlab.data.defaults import EVAL_BATCH_SIZE
+
+    return int(getattr(run.config, "eval_batch_size", EVAL_BATCH_SIZE) or EVAL_BATCH_SIZE), "auto"
+
+
+class _Entry(NamedTuple):
+    """A run's results in the cache: their ``key``, their size, and the checkpoint (path, SHA-256) it names."""
+
+    key: str
+    n: int
+    k: int
+    weights_file: str
+    weights: str
+
+
+def _cache_entry(run: Any, images: Any, lang: str) -> _Entry | None:
+    """The cache key of ``run`` on ``images`` in ``lang`` (``None`` for a run not read from a folder, or
+    when a file of it went missing meanwhile: then loading the model says what is wrong)."""
+    if not getattr(run, "path", None):
+        return None
+    from cnnlab.report import cache as report_cache
+
+    weights_file = os.path.join(run.path, "checkpoints", f"{getattr(run, 'which', 'best')}.safetensors")
+    try:
+        weights = report_cache.weights_digest(weights_file)
+        key = report_cache.cache_key(run, weights, images, lang, *_eval_settings(run))
+    except OSError:
+        return None
+    n, k = (len(images.labels), len(run.classes)) if images is not None else (0, 0)
+    return _Entry(key, n, k, weights_file, weights)
+
+
+def _load_kept(cache: Any, entry: _Entry | None) -> Kept | None:
+    if cache is None or entry is None:
+        return None
+    from cnnlab.report import cache as report_cache
+
+    return report_cache.load(cache, entry.key, entry.n, entry.k)
+
+
+def _result_of_kept(run: Any, images: Any, kept: Kept) -> EvalResult | None:
+    """The evaluation result of the kept log-probabilities (``None`` when the report had no images)."""
+    if kept.logp is None or images is None:
+        return None
+    from cnnlab.inference.evaluation import result_for
+
+    return result_for(images, run.classes, kept.logp)
+
+
+def _save_kept(cache: Any, entry: _Entry, kept: Kept) -> None:
+    """Keep the results, unless the checkpoint changed while they were computed (they could then be of
+    other weights than the key names)."""
+    from cnnlab.report import cache as report_cache
+
+    try:
+        unchanged = report_cache.weights_digest(entry.weights_file) == entry.weights
+    except OSError:
+        unchanged = False
+    if unchanged:
+        report_cache.save(cache, entry.key, kept)
 
 
 def _row(la: LayerAnalysis) -> LayerRow:

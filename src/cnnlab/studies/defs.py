@@ -85,7 +85,10 @@ class Plan:
         return [*arm.grid, "seed=" + ",".join(str(s) for s in self.seeds)]
 
     def trials(self) -> int:
-        per_arm = [math.prod(len(g.partition("=")[2].split(",")) for g in a.grid) for a in self.arms]
+        """Runs in all: each arm's grid (read as the sweep reads it, | and quotes too) times the seeds."""
+        from cnnlab.sweep.space import parse_param
+
+        per_arm = [math.prod(len(parse_param(g).grid()) for g in a.grid) for a in self.arms]
         return sum(per_arm) * len(self.seeds)
 
 

@@ -25,18 +25,19 @@ import yaml
 
 from cnnlab.errors import CnnlabError
 from cnnlab.i18n import resolve_lang, tr
+from cnnlab.sweep.check import check_space
 from cnnlab.sweep.results import SweepResult, load_sweep, read_folder, storage_url, trial_rows
 from cnnlab.sweep.space import (
     Param,
     Space,
     apply_spec,
-    build_space,
     find_placeholders,
     parse_param,
     strip_placeholders,
 )
 from cnnlab.sweep.storage import GRACE_FACTOR, HEARTBEAT_S, META_KEY, TEST_KEY, default_url, redact
 from cnnlab.sweep.table import LiveTable, final_table
+from cnnlab.sweep.values import config_options
 from cnnlab.utils.io import atomic_write_text
 
 
@@ -55,8 +56,8 @@ def run_sweep(spec: Any, data: str, params: Iterable[str | Param] = (), *, out: 
     base_spec = strip_placeholders(raw_spec, placeholders)
     base_config = _base_config(config)
     given = [p if isinstance(p, Param) else parse_param(p) for p in params]
-    space = _check_space(placeholders + given, base_spec, base_config, sampler, trials)
-    base_config.update({k: v for k, v in space.fixed.items() if not k.startswith("layers")})
+    space = check_space(placeholders + given, base_spec, base_config, sampler, trials)
+    base_config.update(config_options(space.fixed))
     base_spec = apply_spec(base_spec, {k: v for k, v in space.fixed.items() if k.startswith("layers")})
     n = space.size() if space.sampler == "grid" else int(trials or 0)
     _check_workers(workers)
@@ -283,35 +284,6 @@ def _base_config(config: Any) -> dict[str, Any]:
     out = cfg.to_dict()
     out.pop("threads", None)
     return out
-
-
-def _check_space(params: list[Param], base_spec: dict[str, Any], base_config: dict[str, Any],
-                 sampler: str | None, trials: int | None) -> Space:
-    """Build the space, then try every listed value (and each range's ends) on the config or the spec."""
-    import dataclasses
-
-    from cnnlab.spec import load_spec
-    from cnnlab.train import TrainConfig
-
-    options = [f.name for f in dataclasses.fields(TrainConfig)]
-    space = build_space(params, options, sampler, trials)
-    if trials is not None and trials < 1:
-        raise CnnlabError(f"--trials {trials}: use a whole number >= 1")
-    load_spec(base_spec)
-    base = TrainConfig.from_dict(base_config)
-    for p in space.params + [Param(k, "choice", values=[v]) for k, v in space.fixed.items()]:
-        values = p.grid() if p.gridable() else [p.low, p.high]
-        if p.kind == "int":
-            values = [int(v) for v in values]
-        for v in values:
-            try:
-                if p.is_spec:
-                    load_spec(apply_spec(base_spec, {p.name: v}))
-                else:
-                    base.replace(**{p.name: v})
-            except CnnlabError as exc:
-                raise CnnlabError(f"search space: {p.name}={v!r} cannot work: {exc}") from None
-    return space
 
 
 def _data_text(data: Any) -> str:

@@ -21,6 +21,7 @@ import yaml
 
 from cnnlab.errors import CnnlabError
 from cnnlab.sweep.space import Space
+from cnnlab.sweep.values import config_options
 
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 
@@ -102,7 +103,7 @@ class SweepResult:
         if best is None:
             raise CnnlabError(f"sweep {self.folder}: no trial has completed yet, so there is no best configuration")
         config = dict(self.meta["config"])
-        config.update({k: v for k, v in best.params.items() if not k.startswith("layers")})
+        config.update(config_options(best.params))
         config.pop("threads", None)
         head = [f"# best trial {best.number} of sweep {self.name}: validation accuracy {best.value:.4f}",
                 f"# use: cnnlab train SPEC --data DATA --config {self.folder / 'best.yaml'}"]

@@ -8,19 +8,31 @@ One short syntax everywhere (``NAME=VALUES``)::
     dropout=0..0.5             a uniform range; ``0..0.5:6`` gives 6 evenly spaced points
     epochs=int:1..5            whole numbers from 1 to 5 (a grid axis of 5 points)
     epochs=2                   one value: a fixed option, not searched
+    lr=0.001|0.01              ``|`` separates the values instead of ``,`` (then commas belong to the values)
+    batch_schedule='none|10:5,20:5'   options whose one value is a comma list (``batch_schedule``,
+                               ``lr_steps``: ``cnnlab.train.config.MILESTONE_FIELDS``) take ``|`` only;
+                               ``none`` is the option off. ``batch_schedule=10:5,20:5`` is one value.
+    optimizer="'sgd','adamw'"  a quoted value ('...' or "...") is kept as text, separators included
+                               (as in Hydra's choice sweeps: ``batch_schedule="'10:5,20:5',none"``)
 
 ``NAME`` is a ``TrainConfig`` option (``lr``, ``batch_size``, ``optimizer``...) or a spec path
 ``layers.<index>.<key>`` (``layers.0.filters``; ``layers.5`` for a layer written ``- dense: 120``).
 In a spec file, write the values where the number was: ``- conv: {filters: {sweep: [16, 32]}, kernel: 5}``
 or ``- dropout: {sweep: "0..0.5:3"}``.
 
-No torch and no optuna here: ``cnnlab sweep --help`` and the error messages stay fast.
+The text of one ``VALUES`` (``|``, quotes, schedules) is read in ``values.py``. No torch and no optuna here: ``cnnlab sweep --help`` and the error messages stay fast.
 
 >>> p = parse_param("lr=log:1e-4..1e-1:4")
 >>> [round(v, 6) for v in p.grid()]
 [0.0001, 0.001, 0.01, 0.1]
 >>> parse_param("batch_size=32,64").values
 [32, 64]
+>>> parse_param("batch_schedule=none | 10:5, 20:5 | off").values
+Traceback (most recent call last):
+...
+cnnlab.errors.CnnlabError: --param batch_schedule: the value 'none' is listed twice; list each value once
+>>> parse_param("batch_schedule=none | 10:5, 20:5").values
+['none', '10:5,20:5']
 """
 
 from __future__ import annotations
@@ -35,6 +47,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cnnlab.errors import CnnlabError, did_you_mean
+from cnnlab.sweep.values import schedule_value, split_values
+from cnnlab.train.config import MILESTONE_FIELDS
 
 # options the sweep itself sets for every trial: varying them would break the comparison or the workers
 RESERVED = {"threads": "the sweep splits the cores between workers (--workers)",
@@ -98,7 +112,8 @@ class Param:
 
     def describe(self) -> str:
         if self.kind == "choice":
-            return f"{self.name}=" + ",".join(str(v) for v in self.values)
+            sep = "|" if self.name in MILESTONE_FIELDS or any(_needs_bar(v) for v in self.values) else ","
+            return f"{self.name}=" + sep.join(str(v) for v in self.values)
         prefix = "log:" if self.log else ("int:" if self.kind == "int" else "")
         suffix = f":{self.points}" if self.points else ""
         return f"{self.name}={prefix}{_num(self.low)}..{_num(self.high)}{suffix}"
@@ -133,6 +148,10 @@ def parse_value(text: str) -> Any:
     return t
 
 
+def _needs_bar(value: Any) -> bool:
+    return isinstance(value, str) and "," in value
+
+
 def parse_param(text: str, where: str = "--param") -> Param:
     """``NAME=VALUES`` (module docstring) -> ``Param``; a malformed text is a ``CnnlabError``."""
     name, sep, rest = text.partition("=")
@@ -144,6 +163,10 @@ def parse_param(text: str, where: str = "--param") -> Param:
 
 def parse_values(name: str, spec: Any, where: str) -> Param:
     """Values for ``name``: a YAML list (choices) or the text syntax of the module docstring."""
+    if name in MILESTONE_FIELDS:
+        items = spec if isinstance(spec, (list, tuple)) else [spec]
+        texts = [t for v in items for t, _ in (split_values(v, True, where) if isinstance(v, str) else [(v, True)])]
+        return _choices(name, [schedule_value(name, v, where) for v in texts if v != ""], where)
     if isinstance(spec, (list, tuple)):
         values = [parse_value(v) if isinstance(v, str) else v for v in spec]
         return _choices(name, values, where)
@@ -154,10 +177,11 @@ def parse_values(name: str, spec: Any, where: str) -> Param:
     is_int = text.startswith("int:")
     if log or is_int:
         text = text[4:]
-    if ".." not in text:
+    items = split_values(spec, False, where)
+    if ".." not in text or len(items) > 1 or items[0][1]:
         if log or is_int:
             raise CnnlabError(f"{where} {name}: {spec!r} needs a range, e.g. {name}=log:1e-4..1e-1")
-        return _choices(name, [parse_value(v) for v in text.split(",")], where)
+        return _choices(name, [v if quoted else parse_value(v) for v, quoted in items], where)
     lo_text, _, hi_text = text.partition("..")
     hi_text, _, points_text = hi_text.partition(":")
     try:
@@ -310,6 +334,11 @@ def build_space(params: Iterable[Param], option_names: Iterable[str], sampler: s
     fixed: dict[str, Any] = {}
     seen: set[str] = set()
     for p in params:
+        if p.name in MILESTONE_FIELDS:  # a Param built in Python: its values in the one text form
+            if p.kind != "choice":
+                raise CnnlabError(f"search space: {p.name} takes a list of schedules, not a range; "
+                                  f"e.g. -p {p.name}='none|10:5,20:5'")
+            p = _choices(p.name, [schedule_value(p.name, v, "search space:") for v in p.values], "search space:")
         if p.name in seen:
             raise CnnlabError(f"search space: {p.name!r} is given twice (in the spec and/or --param); keep one")
         seen.add(p.name)

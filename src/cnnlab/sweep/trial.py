@@ -136,7 +136,7 @@ class Objective:
         from cnnlab.train import TrainConfig
         from cnnlab.workflows import train
 
-        options = {k: v for k, v in values.items() if not k.startswith("layers")}
+        options = {k: v for k, v in values.items() if not k.startswith("layers")}  # a schedule off is "none"
         prune = bool(self.meta.get("prune"))
 
         def on_epoch(row: dict[str, Any]) -> None:

@@ -79,7 +79,8 @@ _ENUMS: dict[str, type[enum.Enum]] = {
     "lr_scaling": LRScaling,
 }
 # fields that are lists of (completed epochs, factor): YAML [[10, 5], [20, 5]] or the text "10:5,20:5"
-_MILESTONE_FIELDS = ("batch_schedule", "lr_steps")
+# (one value holds commas: `cnnlab sweep` separates several of them with |)
+MILESTONE_FIELDS = ("batch_schedule", "lr_steps")
 
 
 @dataclasses.dataclass
@@ -99,6 +100,8 @@ class TrainConfig:
     translate: int | None = None  # random shift in pixels; None: about 1/12 of the image height
     hflip: bool | None = None  # random horizontal flip; None: on for colour images, off for grey
     zoom: float = 0.0  # random zoom-in: a crop enlarged by up to 1 + zoom (0.2: up to 1.2x); 0: off
+    rotate: float = 0.0  # random rotation by up to this many degrees either way (10: -10..+10); 0: off
+    scale: float = 0.0  # random scale about the centre by a factor in [1 - scale, 1 + scale]; 0: off
     val_split: float = defaults.VAL_SPLIT
     resize: str = defaults.RESIZE
     strict: bool = False  # unreadable image files: an error instead of skipped (listed in skipped.txt)
@@ -128,7 +131,7 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not isinstance(value, enum_type):
                 setattr(self, name, _to_enum(name, value, enum_type))
-        for name in _MILESTONE_FIELDS:
+        for name in MILESTONE_FIELDS:
             if getattr(self, name) is not None:
                 setattr(self, name, parse_milestones(name, getattr(self, name)) or None)
         self.validate()
@@ -153,6 +156,10 @@ class TrainConfig:
         _check(self.checkpoint_steps >= 0, "checkpoint_steps", self.checkpoint_steps, "a whole number >= 0")
         _check(self.translate is None or self.translate >= 0, "translate", self.translate, "pixels >= 0")
         _check(0 <= self.zoom <= 1, "zoom", self.zoom, "a fraction from 0 to 1, e.g. 0.2 for crops enlarged up to 1.2x")
+        _check(0 <= self.rotate <= 180, "rotate", self.rotate,
+               "degrees from 0 to 180, e.g. 10 for angles drawn from -10 to +10 (0: off)")
+        _check(0 <= self.scale < 1, "scale", self.scale,
+               "a fraction in [0, 1), e.g. 0.1 for factors drawn from 0.9 to 1.1 (0: off)")
         _check(self.freeze_epochs is None or self.freeze_epochs >= 0, "freeze_epochs", self.freeze_epochs,
                "a whole number >= 0")
         _check(not self.freeze_epochs or bool(self.init_from), "freeze_epochs", self.freeze_epochs,
@@ -168,7 +175,7 @@ class TrainConfig:
         """batch_schedule, lr_steps, lr_scaling: milestones inside the run, batch sizes whole, pairs consistent."""
         _check(1 <= self.lr_reference_batch <= MAX_BATCH, "lr_reference_batch", self.lr_reference_batch,
                "a whole number >= 1 (the batch size the given lr is meant for), e.g. 256")
-        for name in _MILESTONE_FIELDS:
+        for name in MILESTONE_FIELDS:
             _check_milestones(name, getattr(self, name), self.epochs)
         batch_sizes(self.batch_size, self.batch_schedule)  # each a whole number >= 1, else an error
         if self.schedule is Schedule.STEP and not self.lr_steps:
@@ -213,7 +220,7 @@ class TrainConfig:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in _MILESTONE_FIELDS and value is not None:
+            if f.name in MILESTONE_FIELDS and value is not None:
                 value = [[epoch, factor] for epoch, factor in value]
             out[f.name] = value.value if isinstance(value, enum.Enum) else value
         return out
@@ -312,6 +319,17 @@ def parse_milestones(name: str, value: Any, where: str = "training config") -> l
     return out
 
 
+def milestones_text(pairs: list[tuple[int, float | int]] | None) -> str:
+    """The text form ``parse_milestones`` reads back: ``"10:5,20:0.5"``; no pairs -> ``"none"``.
+
+    >>> milestones_text([(10, 5), (20, 0.5)]), milestones_text([])
+    ('10:5,20:0.5', 'none')
+    >>> parse_milestones("lr_steps", milestones_text([(3, 1e-05)]))
+    [(3, 1e-05)]
+    """
+    return ",".join(f"{int(epoch)}:{factor}" for epoch, factor in pairs or []) or "none"
+
+
 def _check_milestones(name: str, pairs: list[tuple[int, float | int]] | None, epochs: int) -> None:
     """Epoch milestones are counts of completed epochs: strictly increasing, in 1..epochs-1."""
     if pairs is None:
@@ -351,7 +369,7 @@ def _coerce(name: str, value: Any, type_text: Any, where: str) -> Any:
         raise CnnlabError(f"{where}: {name} cannot be empty")
     if name in _ENUMS:
         return _to_enum(name, value, _ENUMS[name])
-    if name in _MILESTONE_FIELDS:
+    if name in MILESTONE_FIELDS:
         return parse_milestones(name, value, where) or None
     try:
         if text.startswith("bool"):

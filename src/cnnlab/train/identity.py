@@ -38,7 +38,8 @@ SPLIT_NAME = "split.npz"
 
 # TrainConfig fields that make the run what it is: changing one at --resume is refused
 RECIPE = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup",
-          "label_smoothing", "augment", "translate", "hflip", "zoom", "val_split", "resize", "seed", "precision",
+          "label_smoothing", "augment", "translate", "hflip", "zoom", "rotate", "scale",
+          "val_split", "resize", "seed", "precision",
           "channels_last", "sync_bn", "patience", "max_steps_per_epoch", "batch_schedule", "lr_steps", "lr_scaling",
           "lr_reference_batch")
 # fields a resume may change; the result is then exact only if these match (said when resuming)

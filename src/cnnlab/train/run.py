@@ -8,6 +8,12 @@ Layout (docs/dev/CONTRACTS.md)::
 
 >>> run = load_run("runs/lenet")                      # doctest: +SKIP
 >>> run.model(run.preprocess(images)).argmax(1)       # doctest: +SKIP
+>>> info = read_run_info("runs/lenet")                # doctest: +SKIP
+>>> info.weights_file                                 # doctest: +SKIP
+PosixPath('runs/lenet/checkpoints/best.safetensors')
+
+Importing this module does not import torch: ``read_run_info`` reads and checks everything but the
+weights without it (a report served from its cache needs no model); ``load_run`` imports it.
 """
 
 from __future__ import annotations
@@ -21,17 +27,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 import yaml
 
 from cnnlab.errors import CnnlabError, RunError
-from cnnlab.train.checkpoint import PICKLE_SUFFIXES, read_weights, refuse_pickle
 from cnnlab.train.config import TrainConfig
 from cnnlab.utils.io import atomic_write_text
 from cnnlab.utils.paths import missing_path_hint
 from cnnlab.utils.safe_yaml import read_yaml
 
 if TYPE_CHECKING:
+    import torch
+
     from cnnlab.analysis import Analysis
     from cnnlab.spec import Spec
 
@@ -156,14 +162,39 @@ class Run:
         return normalise(images, self.mean, self.std, self.device)  # (N, C, H, W) float32
 
 
-def load_run(path: str | os.PathLike[str], which: str = "best", device: str | torch.device = "cpu") -> Run:
-    """Load a run folder: its spec, config, classes, normalisation and the ``which`` checkpoint."""
-    from cnnlab.model import build
+@dataclass
+class RunInfo:
+    """Everything about a run but its model: what ``load_run`` reads and checks before the weights
+    (no torch needed). ``weights_file``: the ``which`` checkpoint that ``load_run`` would load."""
+
+    path: Path
+    spec: Spec
+    classes: list[str]
+    config: TrainConfig
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    input_shape: tuple[int, int, int]
+    resize: str
+    data: dict[str, Any]
+    metrics: list[dict[str, Any]]
+    status: dict[str, Any]
+    which: str = "best"
+
+    @property
+    def weights_file(self) -> Path:
+        return self.path / "checkpoints" / f"{self.which}.safetensors"
+
+
+def read_run_info(path: str | os.PathLike[str], which: str = "best") -> RunInfo:
+    """Read and check a run folder's spec, config, classes, normalisation, metrics and status, and that
+    its ``which`` checkpoint exists (not its contents: ``load_run`` reads those)."""
     from cnnlab.spec import load_spec
     from cnnlab.train import runfiles
 
     root = Path(path)
     if root.is_file():
+        from cnnlab.train.checkpoint import refuse_pickle
+
         refuse_pickle(root)  # a torch.save/pickle file: refused, with the reason
         raise RunError(f"{root} is a file; pass the run folder that `cnnlab train` wrote (it holds config.yaml "
                        "and checkpoints/), not a single checkpoint file")
@@ -180,20 +211,34 @@ def load_run(path: str | os.PathLike[str], which: str = "best", device: str | to
                                      str(root / "classes.json"))
     data = _read_json(root / "data.json")
     mean, std, input_shape = runfiles.check_data_info(data, tuple(spec.input), str(root / "data.json"))
+    status = _read_json(root / "status.json") if (root / "status.json").exists() else {}
+    return RunInfo(
+        path=root, spec=spec, classes=list(classes), config=config, mean=mean, std=std,
+        input_shape=input_shape, resize=str(data.get("resize", "crop")), data=data,
+        metrics=read_metrics(root), status=status, which=which,
+    )
+
+
+def load_run(path: str | os.PathLike[str], which: str = "best", device: str | torch.device = "cpu") -> Run:
+    """Load a run folder: its spec, config, classes, normalisation and the ``which`` checkpoint."""
+    from cnnlab.model import build
+    from cnnlab.train import runfiles
+    from cnnlab.train.checkpoint import read_weights
+
+    info = read_run_info(path, which)
+    root = info.path
     weights, meta = read_weights(root / "checkpoints" / which)
     runfiles.check_finite(weights, root / "checkpoints" / f"{which}.safetensors")
-    model = build(spec)
+    model = build(info.spec)
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as exc:
         raise RunError(f"{root}/checkpoints/{which}.safetensors does not match spec.yaml: {exc}") from None
     model.to(device).eval()
-    status = _read_json(root / "status.json") if (root / "status.json").exists() else {}
     return Run(
-        path=root, model=model, spec=spec, classes=list(classes), config=config,
-        mean=mean, std=std, input_shape=input_shape,
-        resize=str(data.get("resize", "crop")), data=data, metrics=read_metrics(root),
-        status=status, checkpoint=meta, which=which,
+        path=root, model=model, spec=info.spec, classes=info.classes, config=info.config,
+        mean=info.mean, std=info.std, input_shape=info.input_shape, resize=info.resize, data=info.data,
+        metrics=info.metrics, status=info.status, checkpoint=meta, which=which,
     )
 
 
@@ -234,14 +279,18 @@ def _check_folder(root: Path, which: str) -> None:
     missing = [name for name in REQUIRED if not (root / name).is_file()]
     if missing:
         raise RunError(f"{root} is not a complete run folder: missing {', '.join(missing)}")
+    target = root / "checkpoints" / f"{which}.safetensors"
+    if target.exists():
+        return
+    # imports torch: only on this error path
+    from cnnlab.train.checkpoint import PICKLE_SUFFIXES, refuse_pickle
+
     ckpt = root / "checkpoints"
     pickles = [p for p in ckpt.glob("*") if p.suffix.lower() in PICKLE_SUFFIXES] if ckpt.is_dir() else []
-    target = ckpt / f"{which}.safetensors"
-    if not target.exists() and pickles:
+    if pickles:
         refuse_pickle(pickles[0])
-    if not target.exists():
-        raise RunError(f"{root} has no {which} checkpoint yet (checkpoints/{which}.safetensors); "
-                       "it is written at the end of the first epoch")
+    raise RunError(f"{root} has no {which} checkpoint yet (checkpoints/{which}.safetensors); "
+                   "it is written at the end of the first epoch")
 
 
 def _read_yaml(path: Path) -> Any:

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from cnnlab.errors import RunError
+
+if TYPE_CHECKING:
+    import torch
 
 RESTORE = "restore it from a backup, or retrain the run"
 
@@ -68,6 +69,8 @@ def check_data_info(data: Any, spec_input: tuple[int, ...], where: str) -> tuple
 
 
 def check_finite(weights: dict[str, torch.Tensor], path: Path) -> None:
+    import torch  # here, not at the top: reading a run's metadata (read_run_info) needs no torch
+
     bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
         raise RunError(f"{path} holds NaN or infinite weights (in {', '.join(bad[:5])}); the training diverged "

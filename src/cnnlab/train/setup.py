@@ -112,7 +112,8 @@ def build_loaders(bundle: DataBundle, cfg: TrainConfig, device: torch.device,
     from cnnlab.data import Augment, BatchLoader
     from cnnlab.train.batches import drop_last
 
-    augment = (Augment(translate=int(cfg.translate or 0), hflip=bool(cfg.hflip), zoom=float(cfg.zoom))
+    augment = (Augment(translate=int(cfg.translate or 0), hflip=bool(cfg.hflip), zoom=float(cfg.zoom),
+                       rotate=float(cfg.rotate), scale=float(cfg.scale))
                if cfg.augment else None)
     n_train = len(bundle.train.labels)
     train_loader = BatchLoader(
