@@ -342,11 +342,20 @@ def result_for(imageset: Any, classes: Sequence[str], logp: np.ndarray,
 
 
 def _log_probabilities(run: RunLike, forward: Any, images: Any, batch_size: int, num_classes: int) -> np.ndarray:
-    """Log-softmax of the model's logits for every image, as float32 ``(N, K)``, batch by batch."""
+    """Log-softmax of the model's logits for every image, as float32 ``(N, K)``, batch by batch.
+
+    With the onnx engine's raw graph (``Forward.raw_batches``) the uint8 batches go in as they are and
+    the normalisation and log-softmax run inside onnxruntime: no PyTorch op per batch."""
     import torch
 
+    from cnnlab.inference.engine import Output
     from cnnlab.model import model_device
 
+    raw = forward.raw_batches(images, batch_size, Output.LOG_PROBS)  # [(B, K), ...], or None: no raw graph
+    if raw is not None:
+        for i, logp in enumerate(raw):
+            _check_logits(logp, min(batch_size, len(images) - i * batch_size), num_classes)
+        return np.concatenate(raw, axis=0) if raw else np.zeros((0, num_classes), np.float32)
     device = model_device(run.model)
     chunks: list[np.ndarray] = []
     for start in range(0, len(images), batch_size):
@@ -360,7 +369,7 @@ def _log_probabilities(run: RunLike, forward: Any, images: Any, batch_size: int,
     return np.concatenate(chunks, axis=0)
 
 
-def _check_logits(logits: torch.Tensor, batch: int, num_classes: int) -> None:
+def _check_logits(logits: torch.Tensor | np.ndarray, batch: int, num_classes: int) -> None:
     if logits.ndim != 2 or logits.shape[0] != batch or logits.shape[1] != num_classes:
         raise DataError(
             f"the model returned logits of shape {tuple(logits.shape)} for a batch of {batch}; "

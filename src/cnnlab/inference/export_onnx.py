@@ -139,9 +139,11 @@ def require_onnx() -> tuple[Any, Any]:
     return modules[0], modules[1]
 
 
-def legacy_onnx_bytes(model: Any, example: Any, opset: int = DEFAULT_OPSET) -> bytes:
+def legacy_onnx_bytes(model: Any, example: Any, opset: int = DEFAULT_OPSET, *, input_name: str = "input",
+                      output_names: tuple[str, ...] = ("logits",)) -> bytes:
     """The unchecked ONNX graph of ``model`` (eval mode, CPU) traced on ``example`` by the TorchScript
-    exporter, as bytes: input ``input`` ``(batch, C, H, W)``, output ``logits``. Needs neither the
+    exporter, as bytes: input ``input`` ``(batch, C, H, W)``, output ``logits`` (other names for a
+    model with other inputs or several outputs; every axis 0 is the dynamic batch). Needs neither the
     ``onnx`` package nor onnxscript (faster to import and to export than the dynamo path); the
     inference engine (``engine.py``) checks the result itself."""
     import torch
@@ -150,8 +152,8 @@ def legacy_onnx_bytes(model: Any, example: Any, opset: int = DEFAULT_OPSET) -> b
     with _quiet():
         torch.onnx.export(
             model, (example,), buffer, dynamo=False, verbose=False, opset_version=opset,
-            input_names=["input"], output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            input_names=[input_name], output_names=list(output_names),
+            dynamic_axes={name: {0: "batch"} for name in (input_name, *output_names)},
         )
     return buffer.getvalue()
 

@@ -157,7 +157,7 @@ def classify(run: RunLike, images: np.ndarray, batch_size: int = 256, *, engine:
     """
     import torch
 
-    from cnnlab.inference.engine import Forward, engine_for
+    from cnnlab.inference.engine import Forward, Output, engine_for
 
     expected = tuple(int(d) for d in run.input_shape)
     if images.ndim != 4 or tuple(images.shape[1:]) != expected:
@@ -166,14 +166,16 @@ def classify(run: RunLike, images: np.ndarray, batch_size: int = 256, *, engine:
     device = model_device(model)
     was_training = model.training
     model.eval()
-    out: list[np.ndarray] = []
     try:
         forward = engine if isinstance(engine, Forward) else engine_for(run, engine, n_images=len(images))
-        with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                x = preprocess_batch(run, images[start : start + batch_size], device)  # (B, C, H, W)
-                logits = forward(x)  # (B, K) on the CPU
-                out.append(torch.softmax(logits, dim=1).numpy())
+        out = forward.raw_batches(images, batch_size, Output.PROBS)  # [(B, K), ...] from the raw graph, or None
+        if out is None:
+            out = []
+            with torch.inference_mode():
+                for start in range(0, len(images), batch_size):
+                    x = preprocess_batch(run, images[start : start + batch_size], device)  # (B, C, H, W)
+                    logits = forward(x)  # (B, K) on the CPU
+                    out.append(torch.softmax(logits, dim=1).numpy())
     finally:
         model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, len(run.classes)), np.float32)
