@@ -4,8 +4,9 @@
 - ``keras-mnist``: the default recipe (``cnnlab train keras-mnist --data mnist``), test accuracy (>= 99.2 %);
 - ``cats``: ``examples/cats-small.yaml`` on cats_vs_dogs from scratch, validation accuracy (>= 80 %);
 - ``mnist-modern``: the zoo net with its bundled recipe (``--config mnist-modern``), test accuracy (>= 99.6 %);
-- ``cats-scratch``: the zoo net with its bundled recipe, trained on ``train/`` only (its own 10 %
-  validation split picks the checkpoint); ``validation/`` (1000 images) is measured once, as a test set (>= 85 %).
+- ``cats-scratch``: the zoo net with its bundled recipe, trained on ``train/`` only; the figure is read
+  from the LAST epoch's weights (its own 10 % validation split, 200 images, only reports progress: it
+  is too small to choose epochs), and ``validation/`` (1000 images) is measured once, as a test set (>= 85 %).
 
 Each run also records peak RSS (``ru_maxrss``) next to the analysis's training-memory estimate.
 
@@ -49,7 +50,7 @@ RECIPES: dict[str, dict[str, Any]] = {
                      "target": 0.996},
     "cats-scratch": {"spec": "cats-scratch", "data": str(DATA / "cats_vs_dogs" / "train"),
                      "test": str(DATA / "cats_vs_dogs" / "validation"), "config": "cats-scratch",
-                     "options": {}, "target": 0.85},
+                     "options": {}, "target": 0.85, "checkpoint": "last"},
 }
 
 
@@ -78,12 +79,20 @@ def run(name: str, threads: int | None, seed: int | None = None, epochs: int | N
     assert result is not None
     seconds = time.perf_counter() - start
     held_out = bundle.test if bundle.test is not None else bundle.val
-    acc = evaluate(result, held_out).accuracy
+    which = recipe.get("checkpoint", "best")  # "last": the validation split chooses nothing either
+    if which != "best":
+        from cnnlab.train.run import load_run
+
+        result_or_run = load_run(out, which)
+    else:
+        result_or_run = result
+    acc = evaluate(result_or_run, held_out).accuracy
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
     estimate = analysis.memory.total if analysis.memory is not None else None
     return {
         "net": name, "spec": spec, "data": recipe["data"], "options": result.config.to_dict(),
         "held_out": "test" if bundle.test is not None else "validation", "held_out_images": len(held_out),
+        "checkpoint": which,
         "accuracy": acc, "error_pct": 100 * (1 - acc), "target_accuracy": recipe["target"],
         "meets_target": acc >= recipe["target"], "train_seconds": seconds,
         "best_val_acc": max(r["val_acc"] for r in result.metrics), "epochs_run": len(result.metrics),
