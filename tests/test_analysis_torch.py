@@ -103,8 +103,8 @@ ZOO = {
     "resnet18": 11_689_512,
     "resnet50": 25_557_032,
     # counted by hand from the YAML (conv (k·k·Cin+1)·Cout, batchnorm 2·C, output (C+1)·classes):
-    # 320 + 64 + 18,496 + 128 + 73,856 + 256 + 1,290
-    "mnist-modern": 94_410,
+    # 320 + 64 + 18,496 + 128 + 55,392 + 192 + 83,040 + 192 + 970
+    "mnist-modern": 158_794,
     # 896 + 64 + 18,496 + 128 + 73,856 + 256 + 147,584 + 256 + 295,168 + 512 + 514
     "cats-scratch": 537_730,
 }
