@@ -14,8 +14,8 @@ from cnnlab.train.run import Run
 
 
 def _run(mean: tuple[float, ...], std: tuple[float, ...]) -> Run:
-    return Run(Path("."), torch.nn.Conv2d(1, 1, 1), None, ["a"], TrainConfig(), mean, std,  # type: ignore[arg-type]
-               (1, 4, 4), "crop", {}, [], {})
+    return Run(Path("."), None, ["a"], TrainConfig(), mean, std, (1, 4, 4), "crop", {}, [], {},  # type: ignore[arg-type]
+               model=torch.nn.Conv2d(1, 1, 1))
 
 
 def test_read_only_memmap_gives_no_warning_and_the_right_values(tmp_path: Path) -> None:

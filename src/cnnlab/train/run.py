@@ -18,6 +18,7 @@ weights without it (a report served from its cache needs no model); ``load_run``
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -127,42 +128,6 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 @dataclass
-class Run:
-    """A trained run, ready to use: the model in eval mode with its weights, plus everything about it."""
-
-    path: Path
-    model: torch.nn.Module
-    spec: Spec
-    classes: list[str]
-    config: TrainConfig
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    input_shape: tuple[int, int, int]
-    resize: str
-    data: dict[str, Any]
-    metrics: list[dict[str, Any]]
-    status: dict[str, Any]
-    checkpoint: dict[str, Any] = field(default_factory=dict)
-    which: str = "best"
-
-    @functools.cached_property
-    def analysis(self) -> Analysis:
-        from cnnlab.analysis import analyze
-
-        return analyze(self.spec)
-
-    @property
-    def device(self) -> torch.device:
-        return next(iter(self.model.parameters())).device
-
-    def preprocess(self, images: np.ndarray) -> torch.Tensor:
-        """uint8 ``(N, C, H, W)`` -> float32 ``(x/255 - mean)/std`` on the model's device."""
-        from cnnlab.data.normalise import normalise
-
-        return normalise(images, self.mean, self.std, self.device)  # (N, C, H, W) float32
-
-
-@dataclass
 class RunInfo:
     """Everything about a run but its model: what ``load_run`` reads and checks before the weights
     (no torch needed). ``weights_file``: the ``which`` checkpoint that ``load_run`` would load."""
@@ -183,6 +148,31 @@ class RunInfo:
     @property
     def weights_file(self) -> Path:
         return self.path / "checkpoints" / f"{self.which}.safetensors"
+
+
+@dataclass
+class Run(RunInfo):
+    """A trained run, ready to use: the model in eval mode with its weights, plus everything about it
+    (the ``RunInfo`` fields; ``model`` and ``checkpoint`` are keyword-only)."""
+
+    model: torch.nn.Module = field(kw_only=True)
+    checkpoint: dict[str, Any] = field(default_factory=dict, kw_only=True)
+
+    @functools.cached_property
+    def analysis(self) -> Analysis:
+        from cnnlab.analysis import analyze
+
+        return analyze(self.spec)
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.model.parameters())).device
+
+    def preprocess(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 ``(N, C, H, W)`` -> float32 ``(x/255 - mean)/std`` on the model's device."""
+        from cnnlab.data.normalise import normalise
+
+        return normalise(images, self.mean, self.std, self.device)  # (N, C, H, W) float32
 
 
 def read_run_info(path: str | os.PathLike[str], which: str = "best") -> RunInfo:
@@ -235,11 +225,8 @@ def load_run(path: str | os.PathLike[str], which: str = "best", device: str | to
     except RuntimeError as exc:
         raise RunError(f"{root}/checkpoints/{which}.safetensors does not match spec.yaml: {exc}") from None
     model.to(device).eval()
-    return Run(
-        path=root, model=model, spec=info.spec, classes=info.classes, config=info.config,
-        mean=info.mean, std=info.std, input_shape=info.input_shape, resize=info.resize, data=info.data,
-        metrics=info.metrics, status=info.status, checkpoint=meta, which=which,
-    )
+    fields = {f.name: getattr(info, f.name) for f in dataclasses.fields(RunInfo)}
+    return Run(**fields, model=model, checkpoint=meta)
 
 
 def read_resumable(folder: Path) -> tuple[TrainConfig, Spec, str | None]:
