@@ -5,6 +5,7 @@ Nothing here trains for long or touches the real datasets.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,18 @@ import torch
 from torch import nn
 
 from cnnlab.data import ImageSet
+
+
+@dataclass
+class StandInRun:
+    """The fields the inference engines read from a ``Run``, around any model (no run folder)."""
+
+    model: Any
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    input_shape: tuple[int, int, int]
+    resize: str = "crop"
 
 
 def real_run(folder: Path, in_ch: int, size: int, classes: list[str], mean: tuple[float, ...],

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from _use_helpers import random_set, real_run, reference_input
+from _use_helpers import StandInRun, random_set, real_run, reference_input
 from cnnlab.errors import CnnlabError
 from cnnlab.inference import engine as eng
 from cnnlab.inference.evaluation import evaluate
@@ -30,14 +28,7 @@ SHAPE = (3, 13, 11)  # several channels, odd, not square
 MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.3, 0.25)
 
 
-@dataclass
-class _Run:
-    model: Any
-    classes: list[str]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    input_shape: tuple[int, int, int]
-    resize: str = "crop"
+_Run = StandInRun
 
 
 def _bn_net(seed: int = 0) -> _Run:

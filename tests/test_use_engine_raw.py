@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from _use_helpers import random_set, real_run, reference_input
+from _use_helpers import StandInRun, random_set, real_run, reference_input
 from cnnlab.inference import engine as eng
 from cnnlab.inference.evaluation import evaluate
 from cnnlab.inference.prediction import classify
@@ -31,14 +30,7 @@ SHAPE = (3, 11, 9)  # several channels, odd, not square
 MEAN, STD = (0.45, 0.5, 0.55), (0.2, 0.3, 0.25)  # a different value per channel
 
 
-@dataclass
-class _Run:
-    model: Any
-    classes: list[str]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    input_shape: tuple[int, int, int]
-    resize: str = "crop"
+_Run = StandInRun
 
 
 @dataclass
